@@ -1,0 +1,182 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/storage"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// ServerOptions describe one gRPC service process.
+type ServerOptions struct {
+	Name   string
+	Addr   string
+	Logger *slog.Logger
+	Guard  *auth.Guard
+	// Services are the full names reported by grpc.health.v1.
+	Services []string
+	Register func(s *grpc.Server)
+	// Ready reports whether dependencies answer (e.g. the database).
+	Ready func(ctx context.Context) error
+	// ShutdownTimeout bounds draining on SIGTERM (default 10s).
+	ShutdownTimeout time.Duration
+	// Listening, when set, is told the bound address (tests use port 0).
+	Listening func(addr net.Addr)
+}
+
+// MaxMessageSize bounds every gRPC message the suite receives.
+const MaxMessageSize = 1 << 20
+
+// Serve runs the gRPC server until ctx is cancelled, then turns health
+// NOT_SERVING, drains in-flight calls and stops within ShutdownTimeout.
+func Serve(ctx context.Context, o ServerOptions) error {
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	lis, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Addr, err)
+	}
+	if o.Listening != nil {
+		o.Listening(lis.Addr())
+	}
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.ChainUnaryInterceptor(Recover(o.Logger), MapErrors(o.Logger), o.Guard.Unary()),
+		grpc.ChainStreamInterceptor(o.Guard.Stream()),
+	)
+	o.Register(srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+
+	setAll := func(st healthpb.HealthCheckResponse_ServingStatus) {
+		hs.SetServingStatus("", st)
+		for _, s := range o.Services {
+			hs.SetServingStatus(s, st)
+		}
+	}
+	setAll(healthpb.HealthCheckResponse_SERVING)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if o.Ready != nil {
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-watchCtx.Done():
+					return
+				case <-t.C:
+				}
+				cctx, cancel := context.WithTimeout(watchCtx, 2*time.Second)
+				err := o.Ready(cctx)
+				cancel()
+				if watchCtx.Err() != nil {
+					return
+				}
+				if err != nil {
+					setAll(healthpb.HealthCheckResponse_NOT_SERVING)
+				} else {
+					setAll(healthpb.HealthCheckResponse_SERVING)
+				}
+			}
+		}()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	o.Logger.Info("serving gRPC", "addr", lis.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stopWatch()
+	hs.Shutdown()
+	o.Logger.Info("shutting down: draining in-flight calls", "timeout", o.ShutdownTimeout.String())
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.ShutdownTimeout):
+		o.Logger.Warn("drain timed out; stopping")
+		srv.Stop()
+	}
+	return nil
+}
+
+// Recover turns a panic in a handler into INTERNAL and logs the stack.
+func Recover(lg *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				lg.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+// MapErrors is the one place errors become gRPC statuses: apperr errors
+// keep their code and message; storage's unavailable becomes UNAVAILABLE;
+// context errors keep their meaning; anything else is logged and masked as
+// INTERNAL.
+func MapErrors(lg *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := h(ctx, req)
+		if err == nil {
+			lg.Debug("rpc", "method", info.FullMethod, "code", "OK", "duration", time.Since(start))
+			return resp, nil
+		}
+		st := ToStatus(err)
+		if st.Code() == codes.Internal || st.Code() == codes.Unavailable || st.Code() == codes.Unknown {
+			lg.Error("rpc failed", "method", info.FullMethod, "code", st.Code().String(), "error", err.Error())
+		} else {
+			lg.Debug("rpc", "method", info.FullMethod, "code", st.Code().String(), "duration", time.Since(start))
+		}
+		return nil, st.Err()
+	}
+}
+
+// ToStatus maps any error to the status a client sees.
+func ToStatus(err error) *status.Status {
+	var ae *apperr.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.GRPCStatus()
+	case errors.Is(err, storage.ErrUnavailable):
+		return status.New(codes.Unavailable, "database unavailable, try again")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, "canceled")
+	}
+	if st, ok := status.FromError(err); ok {
+		// An error from a call to another service: keep client-facing
+		// codes, mask the rest.
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded:
+			return status.New(st.Code(), "a dependency did not answer, try again")
+		case codes.Internal, codes.Unknown:
+			return status.New(codes.Internal, "internal error")
+		}
+		return st
+	}
+	return status.New(codes.Internal, "internal error")
+}

@@ -1,0 +1,193 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"net"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type pgDB struct{ pool *pgxpool.Pool }
+
+func openPostgres(ctx context.Context, cfg Config, fsys fs.FS) (DB, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("storage: DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = int32(cfg.MaxConns)
+	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pc.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "dhosauth-" + cfg.Service
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("storage: connect: %w", err)
+	}
+	db := &pgDB{pool: pool}
+	if err := db.migrate(ctx, cfg.Schema, fsys); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// migrate creates the schema and applies pending migrations while holding a
+// session advisory lock, so replicas that start together apply each
+// migration exactly once.
+func (d *pgDB) migrate(ctx context.Context, schema string, fsys fs.FS) error {
+	ms, err := readMigrations(fsys)
+	if err != nil {
+		return err
+	}
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: connect: %w", translatePG(err))
+	}
+	defer conn.Release()
+	h := fnv.New64a()
+	h.Write([]byte("dhosauth-migrate:" + schema))
+	lock := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
+		return fmt.Errorf("storage: migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) //nolint:errcheck
+	stmts := []string{
+		"CREATE SCHEMA IF NOT EXISTS " + schema,
+		"CREATE TABLE IF NOT EXISTS " + schema + ".schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("storage: prepare schema %s: %w", schema, err)
+		}
+	}
+	for _, m := range ms {
+		var done bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+schema+".schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {
+			return fmt.Errorf("storage: read migrations: %w", err)
+		}
+		if done {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+schema); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO "+schema+".schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("storage: migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (d *pgDB) Dialect() Dialect { return Postgres }
+func (d *pgDB) Close()           { d.pool.Close() }
+
+// Pool exposes the pgx pool for metrics.
+func (d *pgDB) Pool() *pgxpool.Pool { return d.pool }
+
+func (d *pgDB) Ping(ctx context.Context) error { return translatePG(d.pool.Ping(ctx)) }
+
+func (d *pgDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return pgExec(ctx, d.pool, sql, args)
+}
+
+func (d *pgDB) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	return pgQuery(ctx, d.pool, sql, args)
+}
+
+func (d *pgDB) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	return pgRow{d.pool.QueryRow(ctx, sql, args...)}
+}
+
+func (d *pgDB) Tx(ctx context.Context, fn func(q Querier) error) error {
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
+	return translatePG(err)
+}
+
+type pgConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func pgExec(ctx context.Context, c pgConn, sql string, args []any) (int64, error) {
+	tag, err := c.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, translatePG(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func pgQuery(ctx context.Context, c pgConn, sql string, args []any) (Rows, error) {
+	rows, err := c.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translatePG(err)
+	}
+	return pgRows{rows}, nil
+}
+
+type pgTx struct{ tx pgx.Tx }
+
+func (t pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return pgExec(ctx, t.tx, sql, args)
+}
+func (t pgTx) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	return pgQuery(ctx, t.tx, sql, args)
+}
+func (t pgTx) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	return pgRow{t.tx.QueryRow(ctx, sql, args...)}
+}
+
+type pgRow struct{ row pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error { return translatePG(r.row.Scan(dest...)) }
+
+type pgRows struct{ rows pgx.Rows }
+
+func (r pgRows) Next() bool             { return r.rows.Next() }
+func (r pgRows) Scan(dest ...any) error { return translatePG(r.rows.Scan(dest...)) }
+func (r pgRows) Err() error             { return translatePG(r.rows.Err()) }
+func (r pgRows) Close()                 { r.rows.Close() }
+
+// translatePG maps pgx errors onto the package's sentinels.
+func translatePG(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505":
+			return fmt.Errorf("%w: %s", ErrConflict, pe.ConstraintName)
+		case pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code[:2] == "08":
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,113 @@
+// Package storage gives every service one small database interface over two
+// backends: PostgreSQL through pgx/v5 (production) and embedded SQLite
+// (the default on a laptop: one file per service, no server to install).
+//
+// Stores write their SQL once, in the common subset: $n placeholders,
+// RETURNING, ON CONFLICT. Driver errors are translated into this package's
+// sentinel errors, so a store never looks at a driver type.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"time"
+)
+
+// Sentinel errors every backend translates driver errors into.
+var (
+	// ErrNotFound: a query that must return one row returned none.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a unique or primary key constraint was violated.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable: the database did not answer (connection refused,
+	// reset, shutting down). The request may be retried.
+	ErrUnavailable = errors.New("storage: database unavailable")
+)
+
+// Querier runs SQL. Times passed as arguments and scanned into *time.Time
+// or **time.Time round-trip on both backends.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (int64, error)
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) Row
+}
+
+// Rows is a result set.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Row is a single-row result; Scan returns ErrNotFound when there was none.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Dialect names a backend.
+type Dialect string
+
+// The backends.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is a database handle.
+type DB interface {
+	Querier
+	// Tx runs fn in one transaction, committed when fn returns nil.
+	Tx(ctx context.Context, fn func(q Querier) error) error
+	Ping(ctx context.Context) error
+	Dialect() Dialect
+	Close()
+}
+
+// Migrations holds a service's embedded migrations: files named
+// NNNN_description.sql, one folder per dialect.
+type Migrations struct {
+	Postgres fs.FS
+	SQLite   fs.FS
+}
+
+// Config says which backend to open.
+type Config struct {
+	// Service names the schema (PostgreSQL) or file (SQLite).
+	Service string
+	// URL is a PostgreSQL connection string; empty means SQLite.
+	URL string
+	// Schema overrides the PostgreSQL schema (default: Service).
+	Schema string
+	// DataDir holds the SQLite files.
+	DataDir string
+	// MaxConns bounds the pool.
+	MaxConns int
+	// ConnectTimeout bounds each connection attempt.
+	ConnectTimeout time.Duration
+}
+
+var identRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Open opens the configured backend and applies its migrations.
+func Open(ctx context.Context, cfg Config, m Migrations) (DB, error) {
+	if cfg.Schema == "" {
+		cfg.Schema = cfg.Service
+	}
+	if !identRe.MatchString(cfg.Schema) {
+		return nil, fmt.Errorf("storage: schema name %q is not a plain identifier", cfg.Schema)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 10
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.URL != "" {
+		return openPostgres(ctx, cfg, m.Postgres)
+	}
+	return openSQLite(ctx, cfg, m.SQLite)
+}

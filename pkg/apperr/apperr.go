@@ -36,7 +36,9 @@ func newf(c codes.Code, format string, args []any) error {
 }
 
 // InvalidArgument is a 400.
-func InvalidArgument(format string, args ...any) error { return newf(codes.InvalidArgument, format, args) }
+func InvalidArgument(format string, args ...any) error {
+	return newf(codes.InvalidArgument, format, args)
+}
 
 // NotFound is a 404.
 func NotFound(format string, args ...any) error { return newf(codes.NotFound, format, args) }

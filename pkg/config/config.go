@@ -61,7 +61,9 @@ func (l *Loader) raw(name string) (string, bool) {
 }
 
 // Fail records a problem found by a rule outside the loader.
-func (l *Loader) Fail(format string, args ...any) { l.errs = append(l.errs, fmt.Errorf(format, args...)) }
+func (l *Loader) Fail(format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf(format, args...))
+}
 
 // String returns the variable or def.
 func (l *Loader) String(name, def string) string {

@@ -1,0 +1,148 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/storage"
+	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
+)
+
+var migrations = storage.Migrations{
+	Postgres: fstest.MapFS{
+		"0001_items.sql": {Data: []byte("CREATE TABLE items (id text PRIMARY KEY, n integer NOT NULL, at timestamptz NOT NULL, done timestamptz)")},
+	},
+	SQLite: fstest.MapFS{
+		"0001_items.sql": {Data: []byte("CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER NOT NULL, at INTEGER NOT NULL, done INTEGER)")},
+	},
+}
+
+func TestBackendsBehaveAlike(t *testing.T) {
+	storagetest.Each(t, migrations, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		at := time.Date(2026, 3, 26, 23, 59, 59, 123_000_000, time.UTC)
+		if _, err := db.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "a", 1, at); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "a", 2, at)
+		if !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("duplicate key: %v, want ErrConflict", err)
+		}
+		var got time.Time
+		var done *time.Time
+		if err := db.QueryRow(ctx, "SELECT at, done FROM items WHERE id = $1", "a").Scan(&got, &done); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(at) || done != nil {
+			t.Fatalf("time round trip: %v %v", got, done)
+		}
+		if err := db.QueryRow(ctx, "SELECT at FROM items WHERE id = $1", "zz").Scan(&got); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("missing row: %v, want ErrNotFound", err)
+		}
+		// A failed transaction leaves nothing behind.
+		boom := errors.New("boom")
+		err = db.Tx(ctx, func(q storage.Querier) error {
+			if _, err := q.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "b", 1, at); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Tx = %v", err)
+		}
+		var n int
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("rows after rollback = %d, %v", n, err)
+		}
+		// Concurrent increments are atomic.
+		var wg sync.WaitGroup
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := db.Exec(ctx, "UPDATE items SET n = n + 1 WHERE id = $1", "a"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := db.QueryRow(ctx, "SELECT n FROM items WHERE id = $1", "a").Scan(&n); err != nil || n != 21 {
+			t.Fatalf("n = %d, %v; want 21", n, err)
+		}
+		rows, err := db.Query(ctx, "SELECT id, done FROM items ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id, &done); err != nil || done != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestPostgresReplicasMigrateOnce(t *testing.T) {
+	url := storagetest.PostgresURL(t)
+	schema := storagetest.UniqueSchema(t, url)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := storage.Open(context.Background(), storage.Config{Service: "test", Schema: schema, URL: url, MaxConns: 2}, migrations)
+			if err == nil {
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("replica start: %v", err)
+		}
+	}
+	db, err := storage.Open(context.Background(), storage.Config{Service: "test", Schema: schema, URL: url}, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v", n, err)
+	}
+}
+
+func TestSQLiteKeepsDataAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := storage.Config{Service: "keep", DataDir: dir}
+	ctx := context.Background()
+	db, err := storage.Open(ctx, cfg, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "x", 7, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = storage.Open(ctx, cfg, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(ctx, "SELECT n FROM items WHERE id = $1", "x").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("after restart n = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,452 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhosauth/dhosauth/internal/admin"
+	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+var binDir string
+
+var processes = []string{"token", "device", "session", "activation", "gateway"}
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "dhosauth-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		for _, p := range processes {
+			pkg := "./services/" + p + "/cmd/" + p
+			if p == "gateway" {
+				pkg = "./gateway/cmd/gateway"
+			}
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), pkg)
+			cmd.Dir = ".."
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// Suite is one running copy of the whole suite.
+type Suite struct {
+	t       testing.TB
+	URL     string
+	Env     map[string]string
+	DataDir string
+	Addr    map[string]string
+	logs    map[string]*bytes.Buffer
+	mu      sync.Mutex
+	secrets []string
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a log sink safe for the process's writes and our reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs the suite with env on top of the test defaults.
+func Start(t testing.TB, env map[string]string) *Suite {
+	t.Helper()
+	s := &Suite{t: t, DataDir: t.TempDir(), Addr: map[string]string{}}
+	edge := freePort(t)
+	_, port, _ := net.SplitHostPort(edge)
+	s.URL = "http://" + edge
+	s.Env = map[string]string{
+		"ENVIRONMENT":     "TEST",
+		"ALLOW_DROP_DATA": "true",
+		"LOG_FORMAT":      "json",
+		"LOG_LEVEL":       "DEBUG",
+		"DATA_DIR":        s.DataDir,
+		"HTTP_PORT":       port,
+		"HTTP_HOST":       "127.0.0.1",
+	}
+	for _, p := range processes[:4] {
+		a := freePort(t)
+		s.Addr[p] = a
+		s.Env[strings.ToUpper(p)+"_GRPC_ADDR"] = a
+	}
+	for k, v := range env {
+		s.Env[k] = v
+	}
+	var environ []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "DATABASE_") || k == "HS_KEY" || k == "HS_ISSUER" || k == "ENVIRONMENT" {
+			continue
+		}
+		environ = append(environ, kv)
+	}
+	for k, v := range s.Env {
+		environ = append(environ, k+"="+v)
+	}
+	logs := map[string]*syncBuffer{}
+	for _, p := range processes {
+		cmd := exec.Command(filepath.Join(binDir, p))
+		cmd.Env = environ
+		buf := &syncBuffer{}
+		logs[p] = buf
+		cmd.Stdout, cmd.Stderr = buf, buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for p, b := range logs {
+				out := b.String()
+				if len(out) > 4000 {
+					out = out[len(out)-4000:]
+				}
+				t.Logf("--- %s log (tail) ---\n%s", p, out)
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for p, b := range logs {
+			out := b.String()
+			for _, sec := range s.secrets {
+				if strings.Contains(out, sec) {
+					t.Errorf("the %s log contains a secret (%d characters) returned to a client", p, len(sec))
+				}
+			}
+		}
+	})
+	s.waitReady(logs)
+	return s
+}
+
+func (s *Suite) waitReady(logs map[string]*syncBuffer) {
+	t := s.t
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range processes[:4] {
+		cc, err := grpc.NewClient(s.Addr[p], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+			cancel()
+			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not become healthy: %v\n%s", p, err, logs[p].String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cc.Close()
+	}
+	for {
+		resp, err := http.Get(s.URL + "/running")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge did not answer /running: %v\n%s", err, logs["gateway"].String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Secret remembers a value that must never appear in any log.
+func (s *Suite) Secret(v string) {
+	if len(v) < 4 {
+		return
+	}
+	s.mu.Lock()
+	s.secrets = append(s.secrets, v)
+	s.mu.Unlock()
+}
+
+// SystemToken mints a system token with the scopes, as dhosctl does.
+func (s *Suite) SystemToken(t testing.TB, scopes ...string) string {
+	t.Helper()
+	key, err := admin.InternalKey(func(k string) string {
+		if k == "DATA_DIR" {
+			return s.DataDir
+		}
+		return s.Env[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tok, err := admin.MintSystemToken(ctx, s.Addr["token"], key, "e2e", scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Secret(tok)
+	return tok
+}
+
+// AdminToken has every management scope.
+func (s *Suite) AdminToken(t testing.TB) string { return s.SystemToken(t, admin.DefaultScopes...) }
+
+// Response is an HTTP answer.
+type Response struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+// JSON decodes the body into a map (or fails the test).
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", r.Body, err)
+	}
+	return m
+}
+
+// List decodes the body as a JSON array of objects.
+func (r Response) List(t testing.TB) []map[string]any {
+	t.Helper()
+	var l []map[string]any
+	if err := json.Unmarshal(r.Body, &l); err != nil {
+		t.Fatalf("body %q is not a JSON array: %v", r.Body, err)
+	}
+	return l
+}
+
+// Do sends a request; headers are name, value pairs. A token "" sends no
+// Authorization header. A transport failure is a response with status 0
+// (Expect reports it), so Do is safe from any goroutine.
+func (s *Suite) Do(method, path, token string, body any, headers ...string) Response {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			panic(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		return Response{Body: []byte(err.Error())}
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Response{Body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+}
+
+// Expect fails the test unless r has the status.
+func Expect(t testing.TB, r Response, status int) Response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if status >= 400 {
+		var e struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(r.Body, &e); err != nil || e.Code != status || e.Message == "" {
+			t.Fatalf("error body %q is not {code: %d, message}", r.Body, status)
+		}
+	}
+	return r
+}
+
+// Claims decodes a JWT's payload without verifying it.
+func Claims(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Unique returns a fresh id with the prefix.
+func Unique(prefix string) string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// backend is a store the suite can run on.
+type backend struct {
+	name string
+	env  func(t testing.TB) map[string]string
+}
+
+func backends() []backend {
+	return []backend{
+		{"sqlite", func(testing.TB) map[string]string { return nil }},
+		{"postgres", postgresEnv},
+	}
+}
+
+// postgresEnv creates a fresh database for one suite and drops it after.
+func postgresEnv(t testing.TB) map[string]string {
+	url := storagetest.PostgresURL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := strings.ReplaceAll(strings.ToLower(Unique("e2e")), "-", "_")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"DATABASE_HOST":    cfg.Host,
+		"DATABASE_PORT":    fmt.Sprint(cfg.Port),
+		"DATABASE_USER":    cfg.User,
+		"DATABASE_NAME":    name,
+		"DATABASE_SSLMODE": "disable",
+	}
+	if cfg.Password != "" {
+		env["DATABASE_PASSWORD"] = cfg.Password
+	}
+	return env
+}
+
+// forEachBackend starts one suite per backend and runs fn against it.
+func forEachBackend(t *testing.T, env map[string]string, fn func(t *testing.T, s *Suite)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			all := map[string]string{}
+			for k, v := range b.env(t) {
+				all[k] = v
+			}
+			for k, v := range env {
+				all[k] = v
+			}
+			fn(t, Start(t, all))
+		})
+	}
+}
+
+// runBinary runs one process to completion (it is expected to exit).
+func runBinary(t testing.TB, name string, env map[string]string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+		return string(out), err
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		return string(out), nil
+	}
+}

@@ -65,7 +65,6 @@ type Suite struct {
 	Env     map[string]string
 	DataDir string
 	Addr    map[string]string
-	logs    map[string]*bytes.Buffer
 	mu      sync.Mutex
 	secrets []string
 }

@@ -1,0 +1,160 @@
+package activation
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/secret"
+	"github.com/google/uuid"
+)
+
+// IssuedDeviceActivation is the code shown to whoever sets a device up.
+type IssuedDeviceActivation struct {
+	Code      string
+	ExpiresAt time.Time
+}
+
+// DeviceValidation is the outcome of a successful device validation.
+type DeviceValidation struct {
+	AuthorisationCode string
+	DeviceID          string
+}
+
+// Reasons recorded in "SEND entry device auth failed" events.
+const (
+	ReasonUnknownDevice   = "unknown device"
+	ReasonNeverActivated  = "device never activated"
+	ReasonWrongCode       = "authorisation code does not match"
+	ReasonDeviceInactive  = "device inactive"
+	errDeviceAuthMessage  = "device authorisation failed"
+	errDeviceNotFoundText = "device not found"
+)
+
+func (s *Service) deviceCodeHash(code string) []byte {
+	return s.hasher.Hash(purposeDeviceCode, strings.ToUpper(code))
+}
+
+// CreateDeviceActivation issues a numeric activation code for a known
+// device, reissuing the device's unused activation (new code, expiry
+// extended) when it has one.
+func (s *Service) CreateDeviceActivation(ctx context.Context, deviceID, actor string) (IssuedDeviceActivation, error) {
+	if err := checkID("device_id", deviceID); err != nil {
+		return IssuedDeviceActivation{}, err
+	}
+	if _, err := s.devices.GetDevice(ctx, deviceID); errors.Is(err, ErrDeviceNotFound) {
+		return IssuedDeviceActivation{}, apperr.NotFound(errDeviceNotFoundText)
+	} else if err != nil {
+		return IssuedDeviceActivation{}, err
+	}
+	now := s.clock()
+	expires := apitime.EndOfNthDay(now, s.cfg.ExpiryDays)
+	for range maxIssueTries {
+		code, err := secret.Random(secret.Digits, s.cfg.DeviceCodeLength)
+		if err != nil {
+			return IssuedDeviceActivation{}, apperr.Internal(err)
+		}
+		if _, static := s.staticDeviceCode(code); static {
+			continue
+		}
+		stored, err := s.store.IssueDeviceActivation(ctx, DeviceActivation{
+			ID:        uuid.NewString(),
+			DeviceID:  deviceID,
+			CodeHash:  s.deviceCodeHash(code),
+			ExpiresAt: expires,
+			Audit:     Audit{Created: now, CreatedBy: actor, Modified: now, ModifiedBy: actor},
+		})
+		if errors.Is(err, ErrConflict) {
+			// The code is in use, or a concurrent request created the
+			// device's activation: try again with a new code.
+			continue
+		} else if err != nil {
+			return IssuedDeviceActivation{}, storeErr(err)
+		}
+		return IssuedDeviceActivation{Code: code, ExpiresAt: stored.ExpiresAt}, nil
+	}
+	return IssuedDeviceActivation{}, apperr.Unavailable(ErrConflict, "could not issue a unique activation code, try again")
+}
+
+// ValidateDeviceActivation exchanges a device activation code for a new
+// device authorisation code.
+func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (DeviceValidation, error) {
+	if err := checkSecret("activation_code", code); err != nil {
+		return DeviceValidation{}, err
+	}
+	if n, ok := s.staticDeviceCode(code); ok {
+		return DeviceValidation{AuthorisationCode: code, DeviceID: staticDevicePrefix + n}, nil
+	}
+	a, err := s.store.DeviceActivationByCode(ctx, s.deviceCodeHash(code))
+	if errors.Is(err, ErrNotFound) {
+		return DeviceValidation{}, errActivationNotFound()
+	} else if err != nil {
+		return DeviceValidation{}, storeErr(err)
+	}
+	now := s.clock()
+	if a.Completed != nil || !a.ExpiresAt.After(now) {
+		return DeviceValidation{}, errActivationNotFound()
+	}
+	authCode, err := secret.Random(secret.URLSafe, AuthCodeLength)
+	if err != nil {
+		return DeviceValidation{}, apperr.Internal(err)
+	}
+	err = s.store.CompleteDeviceActivation(ctx, DeviceCompletion{
+		ActivationID: a.ID,
+		DeviceID:     a.DeviceID,
+		Now:          now,
+		AuthCodeHash: s.authCodeHash(a.DeviceID, authCode),
+		Actor:        ServiceName,
+	})
+	if errors.Is(err, ErrNotFound) {
+		return DeviceValidation{}, errActivationNotFound()
+	} else if err != nil {
+		return DeviceValidation{}, storeErr(err)
+	}
+	return DeviceValidation{AuthorisationCode: authCode, DeviceID: a.DeviceID}, nil
+}
+
+// GetDeviceJwt exchanges a device's newest authorisation code for a device
+// JWT. The device must exist in the registry and be active. Every refusal
+// is the same PERMISSION_DENIED and is audited with its reason.
+func (s *Service) GetDeviceJwt(ctx context.Context, deviceID, authCode string) (string, error) {
+	if err := checkID("device_id", deviceID); err != nil {
+		return "", err
+	}
+	if err := checkAuthHeader(authCode); err != nil {
+		return "", err
+	}
+	deny := func(reason string) error {
+		s.audit.Audit(ctx, EventDeviceAuthFailed, map[string]any{"device_id": deviceID, "reason": reason})
+		return apperr.PermissionDenied(errDeviceAuthMessage)
+	}
+	dev, err := s.devices.GetDevice(ctx, deviceID)
+	if errors.Is(err, ErrDeviceNotFound) {
+		return "", deny(ReasonUnknownDevice)
+	} else if err != nil {
+		return "", err
+	}
+	if !s.isStaticDevice(deviceID, authCode) {
+		stored, err := s.store.DeviceAuthCodeHash(ctx, deviceID)
+		switch {
+		case errors.Is(err, ErrNotFound) || (err == nil && stored == nil):
+			return "", deny(ReasonNeverActivated)
+		case err != nil:
+			return "", storeErr(err)
+		case !secret.Equal(s.authCodeHash(deviceID, authCode), stored):
+			return "", deny(ReasonWrongCode)
+		}
+	}
+	if !dev.Active {
+		return "", deny(ReasonDeviceInactive)
+	}
+	jwt, err := s.tokens.IssueToken(ctx, DeviceToken, deviceID)
+	if err != nil {
+		return "", err
+	}
+	s.audit.Audit(ctx, EventDeviceAuthSuccess, map[string]any{"device_id": deviceID})
+	return jwt, nil
+}

@@ -1,0 +1,225 @@
+package activation
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/secret"
+	"github.com/google/uuid"
+)
+
+// Hash purposes. Each kind of secret is hashed under its own purpose, and
+// OTPs and authorisation codes also under their record's id, so a hash is
+// worthless anywhere else.
+const (
+	purposeActivationCode = "activation-code"
+	purposeOTP            = "otp:"
+	purposeAuthCode       = "authorisation-code:"
+	purposeDeviceCode     = "device-activation-code"
+)
+
+// AuthCodeLength is the length of an authorisation code (URL-safe
+// characters, 258 bits).
+const AuthCodeLength = 43
+
+// maxIssueTries bounds the retries when a concurrent request or a code
+// collision makes an insert or update conflict.
+const maxIssueTries = 5
+
+// IssuedPatientActivation is what a patient is given. The secrets are shown
+// once; only their hashes are stored.
+type IssuedPatientActivation struct {
+	OTP            string
+	ActivationCode string
+	ExpiresAt      time.Time
+}
+
+// PatientValidation is the outcome of a successful patient validation.
+type PatientValidation struct {
+	AuthorisationCode string
+	PatientID         string
+}
+
+// errActivationNotFound is the one answer for every failed validation, so
+// that nothing tells an unknown code from a used, expired or locked one or
+// from a wrong OTP.
+func errActivationNotFound() error { return apperr.NotFound("activation not found") }
+
+func errPatientCodeNotFound() error {
+	return apperr.NotFound("patient not found or authorisation code not valid")
+}
+
+// activationCode derives the activation code of activation id: it is shown
+// again on reissue without being stored.
+func (s *Service) activationCode(id string) string {
+	return s.hasher.Derive(purposeActivationCode, id, secret.Upper, s.cfg.ActivationCodeLength)
+}
+
+func (s *Service) activationCodeHash(code string) []byte {
+	return s.hasher.Hash(purposeActivationCode, strings.ToUpper(code))
+}
+
+func (s *Service) otpHash(activationID, otp string) []byte {
+	return s.hasher.Hash(purposeOTP+activationID, strings.ToUpper(otp))
+}
+
+func (s *Service) authCodeHash(ownerID, code string) []byte {
+	return s.hasher.Hash(purposeAuthCode+ownerID, code)
+}
+
+// CreatePatientActivation issues an activation for the patient, or
+// reissues the patient's unused one: same activation code, new OTP,
+// attempts reset, expiry extended. actor is recorded in *_by.
+func (s *Service) CreatePatientActivation(ctx context.Context, patientID, actor string) (IssuedPatientActivation, error) {
+	if err := checkID("patient_id", patientID); err != nil {
+		return IssuedPatientActivation{}, err
+	}
+	now := s.clock()
+	expires := apitime.EndOfNthDay(now, s.cfg.ExpiryDays)
+	for range maxIssueTries {
+		a, err := s.store.UnusedPatientActivation(ctx, patientID)
+		fresh := false
+		switch {
+		case err == nil:
+			a.Modified, a.ModifiedBy = now, actor
+		case errors.Is(err, ErrNotFound):
+			fresh = true
+			a = PatientActivation{
+				ID:        uuid.NewString(),
+				PatientID: patientID,
+				Audit:     Audit{Created: now, CreatedBy: actor, Modified: now, ModifiedBy: actor},
+			}
+		default:
+			return IssuedPatientActivation{}, storeErr(err)
+		}
+		otp, err := secret.Random(secret.OTP, s.cfg.OTPLength)
+		if err != nil {
+			return IssuedPatientActivation{}, apperr.Internal(err)
+		}
+		code := s.activationCode(a.ID)
+		a.CodeHash = s.activationCodeHash(code)
+		a.OTPHash = s.otpHash(a.ID, otp)
+		a.Attempts = 0
+		a.ExpiresAt = expires
+		if fresh {
+			err = s.store.CreatePatientActivation(ctx, a)
+		} else {
+			err = s.store.ReissuePatientActivation(ctx, a)
+		}
+		switch {
+		case err == nil:
+			return IssuedPatientActivation{OTP: strings.ToLower(otp), ActivationCode: code, ExpiresAt: expires}, nil
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
+			// A concurrent request completed or created the activation:
+			// look again.
+			continue
+		default:
+			return IssuedPatientActivation{}, storeErr(err)
+		}
+	}
+	return IssuedPatientActivation{}, apperr.Unavailable(ErrConflict, "the activation is being changed by another request, try again")
+}
+
+// ValidatePatientActivation exchanges an activation code and its OTP for a
+// new authorisation code. Every failure is the same NOT_FOUND.
+func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp string) (PatientValidation, error) {
+	if err := checkSecret("activation_code", code); err != nil {
+		return PatientValidation{}, err
+	}
+	if err := checkSecret("otp", otp); err != nil {
+		return PatientValidation{}, err
+	}
+	if n, ok := s.staticPatientCode(code); ok {
+		if strings.ToUpper(otp) != strings.Repeat(n, s.cfg.OTPLength) {
+			return PatientValidation{}, errActivationNotFound()
+		}
+		return PatientValidation{AuthorisationCode: n, PatientID: staticPatientPrefix + n}, nil
+	}
+	a, err := s.store.PatientActivationByCode(ctx, s.activationCodeHash(code))
+	if errors.Is(err, ErrNotFound) {
+		return PatientValidation{}, errActivationNotFound()
+	} else if err != nil {
+		return PatientValidation{}, storeErr(err)
+	}
+	now := s.clock()
+	if a.Completed != nil || !a.ExpiresAt.After(now) || a.Attempts >= s.cfg.MaxAttempts {
+		return PatientValidation{}, errActivationNotFound()
+	}
+	given := s.otpHash(a.ID, otp)
+	if !secret.Equal(given, a.OTPHash) {
+		if _, err := s.store.RecordFailedAttempt(ctx, a.ID, s.cfg.MaxAttempts); err != nil && !errors.Is(err, ErrNotFound) {
+			return PatientValidation{}, storeErr(err)
+		}
+		return PatientValidation{}, errActivationNotFound()
+	}
+	authCode, err := secret.Random(secret.URLSafe, AuthCodeLength)
+	if err != nil {
+		return PatientValidation{}, apperr.Internal(err)
+	}
+	err = s.store.CompletePatientActivation(ctx, PatientCompletion{
+		ActivationID: a.ID,
+		PatientID:    a.PatientID,
+		OTPHash:      given,
+		MaxAttempts:  s.cfg.MaxAttempts,
+		Now:          now,
+		AuthCodeHash: s.authCodeHash(a.PatientID, authCode),
+		Actor:        ServiceName,
+	})
+	if errors.Is(err, ErrNotFound) {
+		return PatientValidation{}, errActivationNotFound()
+	} else if err != nil {
+		return PatientValidation{}, storeErr(err)
+	}
+	return PatientValidation{AuthorisationCode: authCode, PatientID: a.PatientID}, nil
+}
+
+// ListPatientActivations lists the patient's completed activations, newest
+// first; an unknown patient has none.
+func (s *Service) ListPatientActivations(ctx context.Context, patientID string) ([]PatientActivation, error) {
+	if err := checkID("patient_id", patientID); err != nil {
+		return nil, err
+	}
+	list, err := s.store.CompletedPatientActivations(ctx, patientID)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return list, nil
+}
+
+// GetPatientJwt exchanges the patient's newest authorisation code for a
+// patient JWT.
+func (s *Service) GetPatientJwt(ctx context.Context, patientID, authCode string) (string, error) {
+	if err := checkID("patient_id", patientID); err != nil {
+		return "", err
+	}
+	if err := checkAuthHeader(authCode); err != nil {
+		return "", err
+	}
+	if !s.isStaticPatient(patientID, authCode) {
+		stored, err := s.store.PatientAuthCodeHash(ctx, patientID)
+		if errors.Is(err, ErrNotFound) {
+			return "", errPatientCodeNotFound()
+		} else if err != nil {
+			return "", storeErr(err)
+		}
+		if stored == nil || !secret.Equal(s.authCodeHash(patientID, authCode), stored) {
+			return "", errPatientCodeNotFound()
+		}
+	}
+	return s.tokens.IssueToken(ctx, PatientToken, patientID)
+}
+
+// checkAuthHeader validates the x-authorisation-code value.
+func checkAuthHeader(code string) error {
+	if code == "" {
+		return apperr.InvalidArgument("the x-authorisation-code header is required")
+	}
+	if err := checkText(code, MaxSecretLength); err != nil {
+		return apperr.InvalidArgument("x-authorisation-code %s", err)
+	}
+	return nil
+}

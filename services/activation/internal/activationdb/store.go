@@ -1,0 +1,338 @@
+package activationdb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/storage"
+	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
+)
+
+//go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the embedded migrations of both backends.
+func Migrations() storage.Migrations {
+	pg, err := fs.Sub(migrationFiles, "migrations/postgres")
+	if err != nil {
+		panic(err) // the embedded paths are fixed at build time
+	}
+	lite, err := fs.Sub(migrationFiles, "migrations/sqlite")
+	if err != nil {
+		panic(err)
+	}
+	return storage.Migrations{Postgres: pg, SQLite: lite}
+}
+
+// Store implements activation.Store on a storage.DB (either backend).
+type Store struct{ db storage.DB }
+
+var _ activation.Store = (*Store)(nil)
+
+// New returns a Store on db, which must have been opened with Migrations.
+func New(db storage.DB) *Store { return &Store{db: db} }
+
+// translate maps storage's sentinel errors onto the domain's.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, activation.ErrNotFound), errors.Is(err, activation.ErrConflict):
+		return err
+	case errors.Is(err, storage.ErrNotFound):
+		return activation.ErrNotFound
+	case errors.Is(err, storage.ErrConflict):
+		return fmt.Errorf("%w (%v)", activation.ErrConflict, err)
+	}
+	return err
+}
+
+const patientActivationColumns = `id, patient_id, code_hash, otp_hash, attempts, expires_at, completed,
+	created, created_by, modified, modified_by`
+
+func scanPatientActivation(r storage.Row) (activation.PatientActivation, error) {
+	var a activation.PatientActivation
+	err := r.Scan(&a.ID, &a.PatientID, &a.CodeHash, &a.OTPHash, &a.Attempts, &a.ExpiresAt, &a.Completed,
+		&a.Created, &a.CreatedBy, &a.Modified, &a.ModifiedBy)
+	if err != nil {
+		return a, translate(err)
+	}
+	a.ExpiresAt = a.ExpiresAt.UTC()
+	a.Created, a.Modified = a.Created.UTC(), a.Modified.UTC()
+	a.Completed = utcPtr(a.Completed)
+	return a, nil
+}
+
+const deviceActivationColumns = `id, device_id, code_hash, expires_at, completed,
+	created, created_by, modified, modified_by`
+
+func scanDeviceActivation(r storage.Row) (activation.DeviceActivation, error) {
+	var a activation.DeviceActivation
+	err := r.Scan(&a.ID, &a.DeviceID, &a.CodeHash, &a.ExpiresAt, &a.Completed,
+		&a.Created, &a.CreatedBy, &a.Modified, &a.ModifiedBy)
+	if err != nil {
+		return a, translate(err)
+	}
+	a.ExpiresAt = a.ExpiresAt.UTC()
+	a.Created, a.Modified = a.Created.UTC(), a.Modified.UTC()
+	a.Completed = utcPtr(a.Completed)
+	return a, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// UnusedPatientActivation implements activation.Store.
+func (s *Store) UnusedPatientActivation(ctx context.Context, patientID string) (activation.PatientActivation, error) {
+	return scanPatientActivation(s.db.QueryRow(ctx,
+		`SELECT `+patientActivationColumns+` FROM patient_activation
+		 WHERE patient_id = $1 AND completed IS NULL`, patientID))
+}
+
+// ensurePatient creates the patient record when it does not exist.
+func ensurePatient(ctx context.Context, q storage.Querier, id string, at time.Time, by string) error {
+	_, err := q.Exec(ctx,
+		`INSERT INTO patient (id, created, created_by, modified, modified_by)
+		 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, id, at, by, at, by)
+	return err
+}
+
+func insertPatientActivation(ctx context.Context, q storage.Querier, a activation.PatientActivation) error {
+	_, err := q.Exec(ctx,
+		`INSERT INTO patient_activation (`+patientActivationColumns+`)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		a.ID, a.PatientID, a.CodeHash, a.OTPHash, a.Attempts, a.ExpiresAt, a.Completed,
+		a.Created, a.CreatedBy, a.Modified, a.ModifiedBy)
+	return err
+}
+
+// CreatePatientActivation implements activation.Store.
+func (s *Store) CreatePatientActivation(ctx context.Context, a activation.PatientActivation) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		if err := ensurePatient(ctx, q, a.PatientID, a.Created, a.CreatedBy); err != nil {
+			return err
+		}
+		return insertPatientActivation(ctx, q, a)
+	}))
+}
+
+// ReissuePatientActivation implements activation.Store.
+func (s *Store) ReissuePatientActivation(ctx context.Context, a activation.PatientActivation) error {
+	n, err := s.db.Exec(ctx,
+		`UPDATE patient_activation
+		 SET code_hash = $2, otp_hash = $3, attempts = 0, expires_at = $4, modified = $5, modified_by = $6
+		 WHERE id = $1 AND completed IS NULL`,
+		a.ID, a.CodeHash, a.OTPHash, a.ExpiresAt, a.Modified, a.ModifiedBy)
+	if err != nil {
+		return translate(err)
+	}
+	if n == 0 {
+		return activation.ErrNotFound
+	}
+	return nil
+}
+
+// PatientActivationByCode implements activation.Store.
+func (s *Store) PatientActivationByCode(ctx context.Context, codeHash []byte) (activation.PatientActivation, error) {
+	return scanPatientActivation(s.db.QueryRow(ctx,
+		`SELECT `+patientActivationColumns+` FROM patient_activation WHERE code_hash = $1`, codeHash))
+}
+
+// RecordFailedAttempt implements activation.Store. The condition is
+// evaluated by the database on the current row, so concurrent failures
+// never push the count past max.
+func (s *Store) RecordFailedAttempt(ctx context.Context, activationID string, max int) (bool, error) {
+	n, err := s.db.Exec(ctx,
+		`UPDATE patient_activation SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2`,
+		activationID, max)
+	if err != nil {
+		return false, translate(err)
+	}
+	return n == 1, nil
+}
+
+// CompletePatientActivation implements activation.Store. The conditional
+// update is what makes concurrent validations safe: only one of them finds
+// the row still unused, and the authorisation code is written in the same
+// transaction.
+func (s *Store) CompletePatientActivation(ctx context.Context, c activation.PatientCompletion) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		n, err := q.Exec(ctx,
+			`UPDATE patient_activation SET completed = $2, modified = $3, modified_by = $4
+			 WHERE id = $1 AND completed IS NULL AND attempts < $5 AND otp_hash = $6 AND expires_at > $7`,
+			c.ActivationID, c.Now, c.Now, c.Actor, c.MaxAttempts, c.OTPHash, c.Now)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return activation.ErrNotFound
+		}
+		n, err = q.Exec(ctx,
+			`UPDATE patient SET auth_code_hash = $2, modified = $3, modified_by = $4 WHERE id = $1`,
+			c.PatientID, c.AuthCodeHash, c.Now, c.Actor)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return activation.ErrNotFound
+		}
+		return nil
+	}))
+}
+
+// CompletedPatientActivations implements activation.Store.
+func (s *Store) CompletedPatientActivations(ctx context.Context, patientID string) ([]activation.PatientActivation, error) {
+	rows, err := s.db.Query(ctx,
+		`SELECT `+patientActivationColumns+` FROM patient_activation
+		 WHERE patient_id = $1 AND completed IS NOT NULL
+		 ORDER BY completed DESC, created DESC, id`, patientID)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []activation.PatientActivation{}
+	for rows.Next() {
+		a, err := scanPatientActivation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, translate(rows.Err())
+}
+
+// PatientAuthCodeHash implements activation.Store.
+func (s *Store) PatientAuthCodeHash(ctx context.Context, patientID string) ([]byte, error) {
+	var h []byte
+	if err := s.db.QueryRow(ctx, `SELECT auth_code_hash FROM patient WHERE id = $1`, patientID).Scan(&h); err != nil {
+		return nil, translate(err)
+	}
+	return h, nil
+}
+
+// IssueDeviceActivation implements activation.Store.
+func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceActivation) (activation.DeviceActivation, error) {
+	var out activation.DeviceActivation
+	err := s.db.Tx(ctx, func(q storage.Querier) error {
+		var err error
+		out, err = scanDeviceActivation(q.QueryRow(ctx,
+			`UPDATE device_activation SET code_hash = $2, expires_at = $3, modified = $4, modified_by = $5
+			 WHERE device_id = $1 AND completed IS NULL
+			 RETURNING `+deviceActivationColumns,
+			a.DeviceID, a.CodeHash, a.ExpiresAt, a.Modified, a.ModifiedBy))
+		if !errors.Is(err, activation.ErrNotFound) {
+			return err
+		}
+		if _, err := q.Exec(ctx,
+			`INSERT INTO device (id, created, created_by, modified, modified_by)
+			 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+			a.DeviceID, a.Created, a.CreatedBy, a.Modified, a.ModifiedBy); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx,
+			`INSERT INTO device_activation (`+deviceActivationColumns+`)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			a.ID, a.DeviceID, a.CodeHash, a.ExpiresAt, a.Completed,
+			a.Created, a.CreatedBy, a.Modified, a.ModifiedBy); err != nil {
+			return err
+		}
+		out = a
+		return nil
+	})
+	if err != nil {
+		return activation.DeviceActivation{}, translate(err)
+	}
+	return out, nil
+}
+
+// DeviceActivationByCode implements activation.Store.
+func (s *Store) DeviceActivationByCode(ctx context.Context, codeHash []byte) (activation.DeviceActivation, error) {
+	return scanDeviceActivation(s.db.QueryRow(ctx,
+		`SELECT `+deviceActivationColumns+` FROM device_activation WHERE code_hash = $1`, codeHash))
+}
+
+// CompleteDeviceActivation implements activation.Store.
+func (s *Store) CompleteDeviceActivation(ctx context.Context, c activation.DeviceCompletion) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		n, err := q.Exec(ctx,
+			`UPDATE device_activation SET completed = $2, modified = $3, modified_by = $4
+			 WHERE id = $1 AND completed IS NULL AND expires_at > $5`,
+			c.ActivationID, c.Now, c.Now, c.Actor, c.Now)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return activation.ErrNotFound
+		}
+		n, err = q.Exec(ctx,
+			`UPDATE device SET auth_code_hash = $2, modified = $3, modified_by = $4 WHERE id = $1`,
+			c.DeviceID, c.AuthCodeHash, c.Now, c.Actor)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return activation.ErrNotFound
+		}
+		return nil
+	}))
+}
+
+// DeviceAuthCodeHash implements activation.Store.
+func (s *Store) DeviceAuthCodeHash(ctx context.Context, deviceID string) ([]byte, error) {
+	var h []byte
+	if err := s.db.QueryRow(ctx, `SELECT auth_code_hash FROM device WHERE id = $1`, deviceID).Scan(&h); err != nil {
+		return nil, translate(err)
+	}
+	return h, nil
+}
+
+// tables lists every table, children first.
+var tables = []string{"patient_activation", "patient", "device_activation", "device"}
+
+func dropAll(ctx context.Context, q storage.Querier) error {
+	for _, t := range tables {
+		if _, err := q.Exec(ctx, "DELETE FROM "+t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropData implements activation.Store.
+func (s *Store) DropData(ctx context.Context) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error { return dropAll(ctx, q) }))
+}
+
+// ResetTestData implements activation.Store.
+func (s *Store) ResetTestData(ctx context.Context, seed []activation.SeedPatient) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		if err := dropAll(ctx, q); err != nil {
+			return err
+		}
+		for _, p := range seed {
+			a := p.Activation
+			if _, err := q.Exec(ctx,
+				`INSERT INTO patient (id, auth_code_hash, created, created_by, modified, modified_by)
+				 VALUES ($1, $2, $3, $4, $5, $6)`,
+				p.PatientID, p.AuthCodeHash, a.Created, a.CreatedBy, a.Modified, a.ModifiedBy); err != nil {
+				return err
+			}
+			if err := insertPatientActivation(ctx, q, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// Ping implements activation.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }

@@ -1,0 +1,126 @@
+// Command gateway is the suite's REST edge: it serves the /dhos/v1
+// contract over HTTP and forwards each call to the activation, device and
+// session services over gRPC.
+//
+// Configuration (environment): HTTP_HOST (default 0.0.0.0), HTTP_PORT
+// (8080), SHUTDOWN_TIMEOUT (10s), ALLOW_DROP_DATA (false), ENVIRONMENT,
+// LOG_FORMAT, LOG_LEVEL, ACTIVATION_GRPC_ADDR, DEVICE_GRPC_ADDR,
+// TOKEN_GRPC_ADDR, SESSION_GRPC_ADDR, and VERSION, BUILD_NUMBER, GIT_HASH
+// when the build did not set them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/dhosauth/dhosauth/gateway/internal/edge"
+	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/service"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.build=...
+// -X main.hash=...".
+var (
+	version string
+	build   string
+	hash    string
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// settings is the gateway's configuration.
+type settings struct {
+	common          service.Common
+	addr            string
+	allowDropData   bool
+	shutdownTimeout time.Duration
+	version         edge.VersionInfo
+}
+
+// load reads the configuration and checks it, reporting every problem.
+func load(l *config.Loader) (settings, error) {
+	s := settings{common: service.LoadCommon(l, "gateway")}
+	host := l.String("HTTP_HOST", "0.0.0.0")
+	port := l.Int("HTTP_PORT", 8080, 0, 65535)
+	s.addr = net.JoinHostPort(host, strconv.Itoa(port))
+	s.allowDropData = l.Bool("ALLOW_DROP_DATA", false)
+	s.shutdownTimeout = l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second)
+	s.version = edge.VersionInfo{
+		Version: firstOf(version, l.String("VERSION", ""), "dev"),
+		Build:   firstOf(build, l.String("BUILD_NUMBER", ""), "0"),
+		Hash:    firstOf(hash, l.String("GIT_HASH", ""), "unknown"),
+	}
+	if s.allowDropData && s.common.Environment.IsProduction() {
+		l.Fail("ALLOW_DROP_DATA must not be true in PRODUCTION")
+	}
+	return s, l.Err()
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func run(ctx context.Context) error {
+	l := config.NewLoader()
+	s, err := load(l)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	lg, err := s.common.Logger()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	slog.SetDefault(lg)
+	lg.Info("starting", append([]any{"environment", string(s.common.Environment), "version", s.version.Version, "build", s.version.Build, "hash", s.version.Hash}, l.Summary()...)...)
+
+	conns, err := edge.Dial(s.common.Addr)
+	if err != nil {
+		return err
+	}
+	defer conns.Close()
+
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	h, err := edge.Handler(hctx, edge.Options{
+		Environment:   s.common.Environment,
+		AllowDropData: s.allowDropData,
+		Version:       s.version,
+		Conns:         conns,
+		Logger:        lg,
+	})
+	if err != nil {
+		return err
+	}
+	err = edge.Serve(ctx, edge.ServeOptions{
+		Addr:            s.addr,
+		Handler:         h,
+		Logger:          lg,
+		ShutdownTimeout: s.shutdownTimeout,
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	lg.Info("stopped")
+	return nil
+}

@@ -1,0 +1,213 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// middleware refuses bad input before routing, bounds and checks request
+// bodies, recovers from panics and logs each request at DEBUG.
+func middleware(next http.Handler, errs *errorWriter, lg *slog.Logger, maxBody int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				lg.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					errs.write(rec, http.StatusInternalServerError, "internal error")
+				}
+			}
+			lg.DebugContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status(), "duration", time.Since(start))
+		}()
+		rec.Header().Set("X-Content-Type-Options", "nosniff")
+		if code, msg := checkRequest(r); code != 0 {
+			errs.write(rec, code, msg)
+			return
+		}
+		if code, msg := readBody(rec, r, maxBody); code != 0 {
+			errs.write(rec, code, msg)
+			return
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// checkRequest refuses a request line or headers the edge will not pass
+// on. It returns 0 when the request may go on.
+func checkRequest(r *http.Request) (int, string) {
+	if !utf8.ValidString(r.URL.Path) {
+		return http.StatusBadRequest, "the request path is not valid UTF-8"
+	}
+	if hasControl(r.URL.Path) {
+		return http.StatusBadRequest, "the request path contains control characters"
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return http.StatusBadRequest, "the query string is malformed"
+	}
+	for k, vs := range q {
+		for _, s := range append([]string{k}, vs...) {
+			if !utf8.ValidString(s) || hasControl(s) {
+				return http.StatusBadRequest, "the query string contains bytes that are not allowed (invalid UTF-8 or control characters)"
+			}
+		}
+	}
+	for name, vs := range r.Header {
+		lower := strings.ToLower(name)
+		for _, v := range vs {
+			if hasControlExceptTab(v) {
+				return http.StatusBadRequest, "header " + lower + " contains control characters"
+			}
+			if printableASCII(v) {
+				continue
+			}
+			switch {
+			case forwardedHeaders[lower]:
+				return http.StatusBadRequest, "header " + lower + " must be printable ASCII"
+			case lower == "authorization":
+				return http.StatusUnauthorized, "the authorization header must be 'Bearer <token>'"
+			}
+			// gRPC metadata cannot carry it, and no service reads it.
+			r.Header.Del(name)
+			break
+		}
+	}
+	// The services bound every call themselves; a client does not choose
+	// how long the edge waits.
+	r.Header.Del("Grpc-Timeout")
+	if bodyless(r.Method) && hasBody(r) {
+		return http.StatusBadRequest, r.Method + " request must not have a body"
+	}
+	return 0, ""
+}
+
+// readBody reads a request body into memory (at most maxBody bytes),
+// checks that it is JSON and puts it back for the handlers.
+func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (int, string) {
+	if !hasBody(r) {
+		return 0, ""
+	}
+	tooLarge := fmt.Sprintf("the request body is larger than %d bytes", maxBody)
+	if r.ContentLength > maxBody {
+		return http.StatusRequestEntityTooLarge, tooLarge
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return http.StatusBadRequest, "the Content-Type header is malformed"
+		}
+		if mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/") {
+			return http.StatusUnsupportedMediaType, "request bodies must be JSON"
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	_ = r.Body.Close()
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, tooLarge
+		}
+		return http.StatusBadRequest, "the request body could not be read"
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = nil
+	} else if !json.Valid(body) {
+		return http.StatusBadRequest, "the request body is not valid JSON"
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Header.Del("Transfer-Encoding")
+	return 0, ""
+}
+
+func bodyless(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodDelete
+}
+
+// hasBody reports whether the request carries a body: a positive length,
+// chunked encoding, or a body of unknown length.
+func hasBody(r *http.Request) bool {
+	if r.ContentLength > 0 || slices.Contains(r.TransferEncoding, "chunked") {
+		return true
+	}
+	return r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody
+}
+
+// hasControlExceptTab is hasControl allowing horizontal tabs, which HTTP
+// header values may contain.
+func hasControlExceptTab(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// hasControl reports C0 control characters and DEL.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status written, for the request log and
+// for the panic handler.
+type statusRecorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.code, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.code, s.wrote = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) status() int {
+	if !s.wrote {
+		return http.StatusOK
+	}
+	return s.code
+}

@@ -1,0 +1,80 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Timeouts and limits of the HTTP server.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// ServeOptions describe the HTTP listener.
+type ServeOptions struct {
+	// Addr is host:port to listen on.
+	Addr    string
+	Handler http.Handler
+	Logger  *slog.Logger
+	// ShutdownTimeout bounds draining on shutdown (default 10s).
+	ShutdownTimeout time.Duration
+	// Listening, when set, is told the bound address (tests use port 0).
+	Listening func(net.Addr)
+}
+
+// Serve runs the HTTP server until ctx is cancelled, then stops accepting
+// connections and lets in-flight requests finish within ShutdownTimeout.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	lg := o.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	lis, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Addr, err)
+	}
+	if o.Listening != nil {
+		o.Listening(lis.Addr())
+	}
+	srv := &http.Server{
+		Handler:           o.Handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	lg.Info("edge listening", "url", "http://"+lis.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	lg.Info("shutting down: draining in-flight requests", "timeout", o.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		lg.Warn("drain timed out; closing connections", "error", err.Error())
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package token
+
+import (
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Kind is the kind of principal a token is issued to.
+type Kind string
+
+// The kinds of principal.
+const (
+	KindPatient   Kind = "patient"
+	KindDevice    Kind = "device"
+	KindClinician Kind = "clinician"
+	KindSystem    Kind = "system"
+)
+
+// Valid reports whether k is one of the known kinds.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindPatient, KindDevice, KindClinician, KindSystem:
+		return true
+	}
+	return false
+}
+
+// Claims are the claims of a token the service issues.
+type Claims struct {
+	Issuer    string
+	Audience  string
+	Subject   string
+	ID        string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Scopes    []string
+	Metadata  map[string]string
+}
+
+// JWT returns the claims as the contract writes them: iss, aud (a single
+// string, not an array), exp and iat in whole seconds, jti, sub, scope
+// (space-separated) and metadata.
+func (c Claims) JWT() jwt.MapClaims {
+	md := make(map[string]any, len(c.Metadata))
+	for k, v := range c.Metadata {
+		md[k] = v
+	}
+	return jwt.MapClaims{
+		"iss":      c.Issuer,
+		"aud":      c.Audience,
+		"sub":      c.Subject,
+		"jti":      c.ID,
+		"iat":      c.IssuedAt.Unix(),
+		"exp":      c.ExpiresAt.Unix(),
+		"scope":    strings.Join(c.Scopes, " "),
+		"metadata": md,
+	}
+}

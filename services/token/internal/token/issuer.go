@@ -1,0 +1,257 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/google/uuid"
+)
+
+// Limits on what callers send.
+const (
+	// MaxIDLength bounds subject and device ids, in bytes.
+	MaxIDLength = 200
+	// MaxScopeLength bounds one scope, in bytes.
+	MaxScopeLength = 200
+	// MaxScopes bounds how many scopes a request may name.
+	MaxScopes = 100
+	// InternalScopePrefix marks the suite's service-to-service scopes,
+	// which no issued token may carry.
+	InternalScopePrefix = "internal:"
+)
+
+// Config is what the issuer needs to know.
+type Config struct {
+	// Issuer and Audience are the iss and aud of every token.
+	Issuer   string
+	Audience string
+	// Scope sets of the principal kinds whose scopes are configured.
+	PatientScopes   []string
+	DeviceScopes    []string
+	ClinicianScopes []string
+	// Lifetimes of each kind of token.
+	PatientLifetime   time.Duration
+	DeviceLifetime    time.Duration
+	ClinicianLifetime time.Duration
+	SystemLifetime    time.Duration
+	// AllowDropData lets DropData empty the store (ALLOW_DROP_DATA).
+	AllowDropData bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Issuer issues, records and verifies the suite's tokens.
+type Issuer struct {
+	cfg      Config
+	signer   Signer
+	store    Store
+	verifier *auth.Verifier
+}
+
+// NewIssuer returns an Issuer that signs with signer, records in store and
+// verifies with verifier.
+func NewIssuer(cfg Config, signer Signer, store Store, verifier *auth.Verifier) *Issuer {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Issuer{cfg: cfg, signer: signer, store: store, verifier: verifier}
+}
+
+// Request names the principal a token is for.
+type Request struct {
+	Kind Kind
+	// SubjectID is the patient, device, clinician or system id.
+	SubjectID string
+	// ReferringDeviceID is the device a clinician signed in on (clinician
+	// tokens only, required there).
+	ReferringDeviceID string
+	// Scopes are the scopes of a system token (system tokens only,
+	// required there).
+	Scopes []string
+}
+
+// Issued is a signed token.
+type Issued struct {
+	JWT       string
+	ID        string
+	ExpiresAt time.Time
+	Claims    Claims
+}
+
+// plan is what a valid request turns into.
+type plan struct {
+	scopes   []string
+	metadata map[string]string
+	lifetime time.Duration
+}
+
+// Issue validates req, signs a token for it and records the token.
+func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
+	p, err := i.plan(req)
+	if err != nil {
+		return Issued{}, err
+	}
+	// JWT times are whole seconds; the recorded and returned expiry match
+	// the exp claim exactly.
+	now := i.cfg.Now().UTC().Truncate(time.Second)
+	for attempt := 1; ; attempt++ {
+		c := Claims{
+			Issuer:    i.cfg.Issuer,
+			Audience:  i.cfg.Audience,
+			Subject:   req.SubjectID,
+			ID:        uuid.New().String(),
+			IssuedAt:  now,
+			ExpiresAt: now.Add(p.lifetime),
+			Scopes:    p.scopes,
+			Metadata:  p.metadata,
+		}
+		raw, err := i.signer.Sign(c)
+		if err != nil {
+			return Issued{}, apperr.Internal(fmt.Errorf("sign token: %w", err))
+		}
+		err = i.store.RecordIssued(ctx, Record{ID: c.ID, Kind: req.Kind, Subject: c.Subject, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt})
+		if errors.Is(err, ErrDuplicateID) && attempt < 3 {
+			continue // a random UUID collided: draw another
+		}
+		if err != nil {
+			return Issued{}, fmt.Errorf("record issued token: %w", err)
+		}
+		return Issued{JWT: raw, ID: c.ID, ExpiresAt: c.ExpiresAt, Claims: c}, nil
+	}
+}
+
+func (i *Issuer) plan(req Request) (plan, error) {
+	if !req.Kind.Valid() {
+		return plan{}, apperr.InvalidArgument("kind must be one of patient, device, clinician, system")
+	}
+	if err := checkID("subject_id", req.SubjectID); err != nil {
+		return plan{}, err
+	}
+	if req.Kind != KindClinician && req.ReferringDeviceID != "" {
+		return plan{}, apperr.InvalidArgument("referring_device_id is only for clinician tokens")
+	}
+	if req.Kind != KindSystem && len(req.Scopes) > 0 {
+		return plan{}, apperr.InvalidArgument("scopes may only be given for system tokens; other tokens carry their configured scope set")
+	}
+	switch req.Kind {
+	case KindPatient:
+		return plan{i.cfg.PatientScopes, map[string]string{auth.PatientIDClaim: req.SubjectID}, i.cfg.PatientLifetime}, nil
+	case KindDevice:
+		return plan{i.cfg.DeviceScopes, map[string]string{auth.DeviceIDClaim: req.SubjectID}, i.cfg.DeviceLifetime}, nil
+	case KindClinician:
+		if req.ReferringDeviceID == "" {
+			return plan{}, apperr.InvalidArgument("referring_device_id is required for clinician tokens")
+		}
+		if err := checkID("referring_device_id", req.ReferringDeviceID); err != nil {
+			return plan{}, err
+		}
+		md := map[string]string{auth.ClinicianIDClaim: req.SubjectID, "referring_device_id": req.ReferringDeviceID}
+		return plan{i.cfg.ClinicianScopes, md, i.cfg.ClinicianLifetime}, nil
+	default: // KindSystem
+		scopes, err := systemScopes(req.Scopes)
+		if err != nil {
+			return plan{}, err
+		}
+		return plan{scopes, map[string]string{auth.SystemIDClaim: req.SubjectID}, i.cfg.SystemLifetime}, nil
+	}
+}
+
+// checkID refuses empty, over-long and unprintable ids.
+func checkID(field, v string) error {
+	switch {
+	case v == "":
+		return apperr.InvalidArgument("%s is required", field)
+	case len(v) > MaxIDLength:
+		return apperr.InvalidArgument("%s must be at most %d bytes", field, MaxIDLength)
+	case !utf8.ValidString(v):
+		return apperr.InvalidArgument("%s must be valid UTF-8", field)
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return apperr.InvalidArgument("%s must not contain control characters", field)
+	}
+	return nil
+}
+
+// systemScopes checks the scopes a system token asks for and drops
+// repeats, keeping their order.
+func systemScopes(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, apperr.InvalidArgument("scopes are required for system tokens")
+	}
+	if len(in) > MaxScopes {
+		return nil, apperr.InvalidArgument("at most %d scopes may be given", MaxScopes)
+	}
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if err := CheckScope(s); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// CheckScope refuses a scope that is empty, too long, contains white space
+// or control characters, or is one of the suite's internal scopes.
+func CheckScope(s string) error {
+	switch {
+	case s == "":
+		return apperr.InvalidArgument("a scope must not be empty")
+	case len(s) > MaxScopeLength:
+		return apperr.InvalidArgument("a scope must be at most %d bytes", MaxScopeLength)
+	case !utf8.ValidString(s):
+		return apperr.InvalidArgument("a scope must be valid UTF-8")
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return apperr.InvalidArgument("scope %q must not contain spaces or control characters", s)
+	case strings.HasPrefix(s, InternalScopePrefix):
+		return apperr.InvalidArgument("scope %q is internal to the suite and cannot be issued", s)
+	}
+	return nil
+}
+
+// Verify checks a bearer token and that it grants every required scope:
+// UNAUTHENTICATED (with the reason) when the token is not valid,
+// PERMISSION_DENIED when a scope is missing.
+func (i *Issuer) Verify(ctx context.Context, raw string, required []string) (*auth.Principal, error) {
+	if len(required) > MaxScopes {
+		return nil, apperr.InvalidArgument("at most %d required scopes may be given", MaxScopes)
+	}
+	for _, s := range required {
+		if strings.TrimSpace(s) == "" {
+			return nil, apperr.InvalidArgument("a required scope must not be empty")
+		}
+	}
+	p, err := i.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, apperr.Unauthenticated("%v", err)
+	}
+	for _, s := range required {
+		if !p.HasScope(s) {
+			return nil, apperr.PermissionDenied("token lacks the scope %s", s)
+		}
+	}
+	return p, nil
+}
+
+// PublicKeys are the keys that verify the tokens this issuer signs.
+func (i *Issuer) PublicKeys() []auth.JWK { return i.signer.PublicKeys() }
+
+// DropData empties the store when ALLOW_DROP_DATA is true.
+func (i *Issuer) DropData(ctx context.Context) error {
+	if !i.cfg.AllowDropData {
+		return apperr.PermissionDenied("drop data is not allowed")
+	}
+	if err := i.store.DropAll(ctx); err != nil {
+		return fmt.Errorf("drop issued tokens: %w", err)
+	}
+	return nil
+}

@@ -155,9 +155,14 @@ func (l *Loader) Summary() []any {
 	return out
 }
 
+// looksSecret masks values whose names say they are secrets, even when a
+// caller read them with String instead of Secret.
 func looksSecret(name string) bool {
-	for _, s := range []string{"KEY", "PASSWORD", "SECRET", "TOKEN", "DATABASE_URL"} {
-		if strings.Contains(name, s) {
+	if name == "DATABASE_URL" {
+		return true
+	}
+	for _, s := range []string{"_KEY", "_PASSWORD", "_SECRET", "_TOKEN"} {
+		if strings.HasSuffix(name, s) {
 			return true
 		}
 	}

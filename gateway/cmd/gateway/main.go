@@ -24,6 +24,7 @@ import (
 	"github.com/dhosauth/dhosauth/gateway/internal/edge"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"google.golang.org/grpc/grpclog"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.build=...
@@ -66,9 +67,6 @@ func load(l *config.Loader) (settings, error) {
 		Build:   firstOf(build, l.String("BUILD_NUMBER", ""), "0"),
 		Hash:    firstOf(hash, l.String("GIT_HASH", ""), "unknown"),
 	}
-	if s.allowDropData && s.common.Environment.IsProduction() {
-		l.Fail("ALLOW_DROP_DATA must not be true in PRODUCTION")
-	}
 	return s, l.Err()
 }
 
@@ -92,6 +90,10 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	slog.SetDefault(lg)
+	grpclog.SetLoggerV2(edge.GRPCLogger(lg))
+	if s.allowDropData && s.common.Environment.IsProduction() {
+		lg.Warn("ALLOW_DROP_DATA is ignored in PRODUCTION: /drop_data and /reset_test_data are not served")
+	}
 	lg.Info("starting", append([]any{"environment", string(s.common.Environment), "version", s.version.Version, "build", s.version.Build, "hash", s.version.Hash}, l.Summary()...)...)
 
 	conns, err := edge.Dial(s.common.Addr)

@@ -122,6 +122,7 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 
 	rt := newRoutes(mux, errs)
 	rt.handle(http.MethodGet, "/running", handleRunning)
+	rt.handle(http.MethodHead, "/running", handleRunning)
 	rt.handle(http.MethodGet, "/version", versionHandler(o.Version))
 	rt.handle(http.MethodGet, "/openapi.json", handleOpenAPI)
 	if !o.Environment.IsProduction() {
@@ -166,6 +167,7 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.next.ServeHTTP(w, r)
 		return
 	}
+	setRoute(r, r.URL.Path)
 	h, ok := methods[r.Method]
 	if !ok {
 		rt.errs.routingError(w, r, http.StatusMethodNotAllowed)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -713,5 +715,68 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
+	}
+}
+
+// syncBuf is a log sink safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	logs := &syncBuf{}
+	e := newEnv(t, devOptions, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	secrets := []string{"fail-INTERNAL", "SECRETAUTHCODE", "SECRETTOKEN", "SECRETQUERY"}
+	e.do("POST", "/dhos/v1/activation/fail-INTERNAL?type=SECRETQUERY", `{"otp":"abcd"}`).wantError(t, 500, "internal error")
+	e.do("GET", "/dhos/v1/patient/p1/jwt", "", "X-Authorisation-Code", "SECRETAUTHCODE", "Authorization", "Bearer SECRETTOKEN")
+	e.do("POST", "/drop_data", "", "Authorization", "Bearer SECRETTOKEN")
+	e.do("POST", "/drop_data", "", "Authorization", "Bearer refuse-INTERNAL")
+	out := logs.String()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("log contains %q:\n%s", s, out)
+		}
+	}
+	for _, want := range []string{`"route":"/dhos/v1/activation/{activation_code=*}"`, `"route":"/drop_data"`, `"status":500`, `"level":"ERROR"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestGRPCLoggerWritesThroughSlog(t *testing.T) {
+	logs := &syncBuf{}
+	g := GRPCLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	g.Info("quiet")
+	g.Warningf("careful %d", 1)
+	g.Errorln("broken")
+	out := logs.String()
+	if strings.Contains(out, "quiet") || !strings.Contains(out, `"msg":"careful 1"`) || !strings.Contains(out, `"level":"ERROR","msg":"broken"`) {
+		t.Errorf("log:\n%s", out)
+	}
+	if !g.V(0) || g.V(2) {
+		t.Error("verbosity")
+	}
+}
+
+func TestHeadRunning(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("HEAD", "/running", ""); r.status != 200 {
+		t.Errorf("HEAD /running: %d", r.status)
 	}
 }

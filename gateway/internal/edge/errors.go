@@ -60,7 +60,7 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 			msg = status.Convert(hse.Err).Message()
 		}
 		if hse.HTTPStatus >= 500 {
-			e.log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "status", hse.HTTPStatus, "error", err.Error())
+			e.log.ErrorContext(ctx, "request failed", "method", r.Method, "route", routeOf(r), "status", hse.HTTPStatus, "error", err.Error())
 			msg = "internal error"
 		}
 		e.write(w, hse.HTTPStatus, msg)
@@ -75,11 +75,11 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 	case codes.Unavailable:
 		// The message may be the client transport's (addresses, dial
 		// errors): keep it for the log only.
-		e.log.WarnContext(ctx, "service unavailable", "method", r.Method, "path", r.URL.Path, "error", msg)
+		e.log.WarnContext(ctx, "service unavailable", "method", r.Method, "route", routeOf(r), "error", msg)
 		w.Header().Set("Retry-After", "1")
 		msg = "service temporarily unavailable, try again"
 	case codes.DeadlineExceeded:
-		e.log.WarnContext(ctx, "deadline exceeded", "method", r.Method, "path", r.URL.Path, "error", msg)
+		e.log.WarnContext(ctx, "deadline exceeded", "method", r.Method, "route", routeOf(r), "error", msg)
 		msg = "the request took too long, try again"
 	case codes.Canceled:
 		msg = "request canceled"
@@ -87,7 +87,7 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 		msg = "not implemented"
 	default:
 		if code >= 500 {
-			e.log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "code", st.Code().String(), "error", msg)
+			e.log.ErrorContext(ctx, "request failed", "method", r.Method, "route", routeOf(r), "code", st.Code().String(), "error", msg)
 			msg = "internal error"
 		}
 	}

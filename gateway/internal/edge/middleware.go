@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
 
 // middleware refuses bad input before routing, bounds and checks request
@@ -23,17 +26,18 @@ func middleware(next http.Handler, errs *errorWriter, lg *slog.Logger, maxBody i
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &routeInfo{}))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				lg.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				lg.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "route", routeOf(r), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !rec.wrote {
 					errs.write(rec, http.StatusInternalServerError, "internal error")
 				}
 			}
-			lg.DebugContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status(), "duration", time.Since(start))
+			lg.DebugContext(r.Context(), "http", "method", r.Method, "route", routeOf(r), "status", rec.status(), "duration", time.Since(start))
 		}()
 		rec.Header().Set("X-Content-Type-Options", "nosniff")
 		if code, msg := checkRequest(r); code != 0 {
@@ -46,6 +50,42 @@ func middleware(next http.Handler, errs *errorWriter, lg *slog.Logger, maxBody i
 		}
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// routeKey holds the *routeInfo of a request in its context.
+type routeKey struct{}
+
+// routeInfo is the route a request matched: its path template, never the
+// path itself, which can carry activation codes.
+type routeInfo struct{ route string }
+
+// setRoute records the route r matched.
+func setRoute(r *http.Request, route string) {
+	if ri, ok := r.Context().Value(routeKey{}).(*routeInfo); ok {
+		ri.route = route
+	}
+}
+
+// routeOf is what logs say about a request's path.
+func routeOf(r *http.Request) string {
+	if p, ok := runtime.HTTPPattern(r.Context()); ok {
+		return p.String()
+	}
+	if ri, ok := r.Context().Value(routeKey{}).(*routeInfo); ok && ri.route != "" {
+		return ri.route
+	}
+	return "(no route)"
+}
+
+// recordRoute is a mux middleware that records the matched pattern for
+// the request log.
+func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			setRoute(r, p.String())
+		}
+		next(w, r, params)
+	}
 }
 
 // checkRequest refuses a request line or headers the edge will not pass

@@ -40,6 +40,7 @@ func newServeMux(errs *errorWriter) *runtime.ServeMux {
 		// override header.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMiddlewares(recordRoute),
 	)
 }
 

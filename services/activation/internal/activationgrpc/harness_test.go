@@ -1,0 +1,428 @@
+package activationgrpc_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	activationv1 "github.com/dhosauth/dhosauth/gen/go/dhos/activation/v1"
+	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
+	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
+	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/secret"
+	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/storage"
+	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
+	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
+	"github.com/dhosauth/dhosauth/services/activation/internal/activationdb"
+	"github.com/dhosauth/dhosauth/services/activation/internal/activationgrpc"
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	testHSKey       = []byte("test-hs512-key-for-the-activation-service-tests-only")
+	testHSIssuer    = "https://test.issuer/"
+	testInternalKey = []byte("test-internal-key-for-service-to-service-calls-0123")
+	testHashKey     = []byte("test-code-hash-key-0123456789abcdef0123456789")
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeDevices is the device service peer: a registry in memory.
+type fakeDevices struct {
+	devicev1.UnimplementedDeviceServiceServer
+	mu      sync.Mutex
+	devices map[string]bool // id -> active
+}
+
+func (f *fakeDevices) set(id string, active bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.devices[id] = active
+}
+
+func (f *fakeDevices) GetDevice(ctx context.Context, req *devicev1.GetDeviceRequest) (*devicev1.GetDeviceResponse, error) {
+	if p := auth.PrincipalFrom(ctx); p == nil || p.ID != "activation" {
+		return nil, status.Error(codes.PermissionDenied, "expected the activation service")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	active, ok := f.devices[req.GetDeviceId()]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "device not found")
+	}
+	return &devicev1.GetDeviceResponse{Device: &devicev1.Device{Uuid: req.GetDeviceId(), Active: active, LocationId: "L1"}}, nil
+}
+
+// issued is one IssueToken call the fake token service answered.
+type issued struct {
+	Kind    authv1.PrincipalKind
+	Subject string
+}
+
+// fakeTokens is the token service peer: it signs HS512 tokens with the
+// test key, so the tokens it issues are accepted by the activation server.
+type fakeTokens struct {
+	tokenv1.UnimplementedTokenServiceServer
+	mu     sync.Mutex
+	issued []issued
+}
+
+func (f *fakeTokens) IssueToken(ctx context.Context, req *tokenv1.IssueTokenRequest) (*tokenv1.IssueTokenResponse, error) {
+	if p := auth.PrincipalFrom(ctx); p == nil || p.ID != "activation" {
+		return nil, status.Error(codes.PermissionDenied, "expected the activation service")
+	}
+	claim := map[authv1.PrincipalKind]string{
+		authv1.PrincipalKind_PRINCIPAL_KIND_PATIENT: auth.PatientIDClaim,
+		authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE:  auth.DeviceIDClaim,
+	}[req.GetKind()]
+	if claim == "" {
+		return nil, status.Error(codes.InvalidArgument, "unexpected kind")
+	}
+	f.mu.Lock()
+	f.issued = append(f.issued, issued{req.GetKind(), req.GetSubjectId()})
+	f.mu.Unlock()
+	tok := signToken(nil, testHSKey, jwt.MapClaims{
+		"sub":      req.GetSubjectId(),
+		"scope":    "read:gdm_patient_abbreviated",
+		"metadata": map[string]any{claim: req.GetSubjectId()},
+	})
+	return &tokenv1.IssueTokenResponse{Jwt: tok}, nil
+}
+
+func (f *fakeTokens) calls() []issued {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]issued(nil), f.issued...)
+}
+
+// signToken signs an HS512 token with iss = aud = testHSIssuer and a
+// lifetime of an hour, over the given claims.
+func signToken(t testing.TB, key []byte, claims jwt.MapClaims) string {
+	now := time.Now()
+	c := jwt.MapClaims{"iss": testHSIssuer, "aud": testHSIssuer, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "test"}
+	for k, v := range claims {
+		c[k] = v
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS512, c).SignedString(key)
+	if err != nil && t != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// startPeer serves a fake peer service behind a guard that accepts the
+// internal service tokens, as the real peers do.
+func startPeer(t *testing.T, sd *grpc.ServiceDesc, impl any, rules auth.Rules) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := auth.NewGuard(auth.NewVerifier(auth.VerifierOptions{InternalKey: testInternalKey}), rules, false)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.Unary()))
+	srv.RegisterService(sd, impl)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// options vary the environment under test.
+type options struct {
+	production    bool
+	allowDropData bool
+	cfg           func(*activation.Config)
+}
+
+// env is a running activation server with its peers and its database.
+type env struct {
+	t       *testing.T
+	db      storage.DB
+	client  activationv1.ActivationServiceClient
+	devices *fakeDevices
+	tokens  *fakeTokens
+	logs    *syncBuffer
+	clock   *clock
+	cfg     activation.Config
+	hasher  *secret.Hasher
+}
+
+func newEnv(t *testing.T, db storage.DB, o options) *env {
+	t.Helper()
+	e := &env{
+		t:       t,
+		db:      db,
+		devices: &fakeDevices{devices: map[string]bool{}},
+		tokens:  &fakeTokens{},
+		logs:    &syncBuffer{},
+		clock:   &clock{t: apitime.Now()},
+	}
+	tokenRules, err := auth.RulesOf(tokenv1.File_dhos_token_v1_token_proto.Services().Get(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deviceRules, err := auth.RulesOf(devicev1.File_dhos_device_v1_device_proto.Services().Get(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenAddr := startPeer(t, &tokenv1.TokenService_ServiceDesc, e.tokens, tokenRules)
+	deviceAddr := startPeer(t, &devicev1.DeviceService_ServiceDesc, e.devices, deviceRules)
+
+	creds := auth.NewInternalCredentials(testInternalKey, "activation", "internal:issue_token", "read:send_device")
+	tokenConn, err := service.Dial(tokenAddr, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tokenConn.Close() })
+	deviceConn, err := service.Dial(deviceAddr, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deviceConn.Close() })
+
+	e.hasher, err = secret.NewHasher(testHashKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := activation.DefaultConfig()
+	cfg.Production = o.production
+	cfg.AllowDropData = o.allowDropData
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	e.cfg = cfg
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc, err := activation.NewService(cfg, activation.Deps{
+		Store:   activationdb.New(db),
+		Hasher:  e.hasher,
+		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
+		Tokens:  activationgrpc.TokenClient{Client: tokenv1.NewTokenServiceClient(tokenConn)},
+		Auditor: activation.SlogAuditor{Logger: logger},
+		Now:     e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := activationgrpc.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: testHSKey, HSIssuer: testHSIssuer, InternalKey: testInternalKey})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Serve(ctx, service.ServerOptions{
+			Name:            "activation",
+			Addr:            "127.0.0.1:0",
+			Logger:          logger,
+			Guard:           auth.NewGuard(verifier, rules, o.production),
+			Services:        []string{activationgrpc.ServiceName},
+			Register:        func(s *grpc.Server) { activationgrpc.Register(s, svc) },
+			Ready:           svc.Ping,
+			ShutdownTimeout: 2 * time.Second,
+			Listening:       func(a net.Addr) { addrc <- a.String() },
+		})
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e.client = activationv1.NewActivationServiceClient(conn)
+	return e
+}
+
+// forEachBackend runs fn with a fresh server on each storage backend.
+func forEachBackend(t *testing.T, o options, fn func(t *testing.T, e *env)) {
+	storagetest.Each(t, activationdb.Migrations(), func(t *testing.T, db storage.DB) {
+		fn(t, newEnv(t, db, o))
+	})
+}
+
+// Contexts carrying credentials.
+
+func bearer(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+}
+
+// clinician returns a context with a clinician token holding scopes.
+func clinician(t testing.TB, scopes ...string) context.Context {
+	return bearer(signToken(t, testHSKey, jwt.MapClaims{
+		"sub":      "clinician-1",
+		"scope":    strings.Join(scopes, " "),
+		"metadata": map[string]any{auth.ClinicianIDClaim: "clinician-1"},
+	}))
+}
+
+func systemCtx(t testing.TB) context.Context {
+	return bearer(signToken(t, testHSKey, jwt.MapClaims{
+		"sub":      "system:tester",
+		"scope":    "",
+		"metadata": map[string]any{auth.SystemIDClaim: "tester"},
+	}))
+}
+
+func patientCtx(t testing.TB, patientID string) context.Context {
+	return bearer(signToken(t, testHSKey, jwt.MapClaims{
+		"sub":      patientID,
+		"scope":    "read:gdm_patient_abbreviated",
+		"metadata": map[string]any{auth.PatientIDClaim: patientID},
+	}))
+}
+
+func withAuthCode(ctx context.Context, code string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-authorisation-code", code)
+}
+
+func (e *env) writer() context.Context { return clinician(e.t, "write:gdm_activation") }
+func (e *env) reader() context.Context { return clinician(e.t, "read:gdm_activation") }
+func (e *env) deviceAdmin() context.Context {
+	return clinician(e.t, "write:send_device")
+}
+
+// wantCode fails the test unless err has the gRPC code want.
+func wantCode(t testing.TB, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Fatalf("got %v (%v), want %v", got, err, want)
+	}
+}
+
+// RPC shorthands.
+
+func (e *env) createPatient(patientID string) *activationv1.CreatePatientActivationResponse {
+	e.t.Helper()
+	resp, err := e.client.CreatePatientActivation(e.writer(), &activationv1.CreatePatientActivationRequest{PatientId: patientID})
+	if err != nil {
+		e.t.Fatalf("CreatePatientActivation(%q): %v", patientID, err)
+	}
+	return resp
+}
+
+func (e *env) validatePatient(code, otp string) (*activationv1.ValidateActivationResponse, error) {
+	return e.client.ValidateActivation(context.Background(), &activationv1.ValidateActivationRequest{
+		ActivationCode: code,
+		Body:           &activationv1.ValidateActivationBody{Otp: otp},
+	})
+}
+
+func (e *env) validateDevice(code string) (*activationv1.ValidateActivationResponse, error) {
+	return e.client.ValidateActivation(context.Background(), &activationv1.ValidateActivationRequest{
+		ActivationCode: code,
+		Type:           "send_entry",
+	})
+}
+
+func (e *env) patientJwt(patientID, code string) (*activationv1.GetPatientJwtResponse, error) {
+	return e.client.GetPatientJwt(withAuthCode(context.Background(), code), &activationv1.GetPatientJwtRequest{PatientId: patientID})
+}
+
+func (e *env) deviceJwt(deviceID, code string) (*activationv1.GetDeviceJwtResponse, error) {
+	return e.client.GetDeviceJwt(withAuthCode(context.Background(), code), &activationv1.GetDeviceJwtRequest{DeviceId: deviceID})
+}
+
+func (e *env) createDevice(deviceID string) *activationv1.CreateDeviceActivationResponse {
+	e.t.Helper()
+	resp, err := e.client.CreateDeviceActivation(e.deviceAdmin(), &activationv1.CreateDeviceActivationRequest{DeviceId: deviceID})
+	if err != nil {
+		e.t.Fatalf("CreateDeviceActivation(%q): %v", deviceID, err)
+	}
+	return resp
+}
+
+// attempts reads the failed-attempt count of the activation with code.
+func (e *env) attempts(code string) int {
+	e.t.Helper()
+	var n int
+	h := e.hasher.Hash("activation-code", strings.ToUpper(code))
+	if err := e.db.QueryRow(context.Background(), "SELECT attempts FROM patient_activation WHERE code_hash = $1", h).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// parseClaims decodes a token's claims without verifying it.
+func parseClaims(t testing.TB, tok string) map[string]any {
+	t.Helper()
+	c, err := auth.ParseUnverified(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// auditEvents returns the audit lines logged so far.
+func (e *env) auditEvents() []string {
+	var out []string
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"audit":true`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// activationConfig is the domain configuration options can adjust.
+type activationConfig = activation.Config

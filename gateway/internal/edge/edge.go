@@ -167,7 +167,9 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.next.ServeHTTP(w, r)
 		return
 	}
-	setRoute(r, r.URL.Path)
+	if ri := routeInfoOf(r); ri != nil {
+		ri.path = r.URL.Path
+	}
 	h, ok := methods[r.Method]
 	if !ok {
 		rt.errs.routingError(w, r, http.StatusMethodNotAllowed)

@@ -358,12 +358,17 @@ func TestBadBodiesAre400(t *testing.T) {
 		{"nested unknown", "PATCH", "/dhos/v1/clinician/c1", `{"products":[],"groups":[],"send_entry_identifier":{"a":1}}`, "send_entry_identifier"},
 		{"duplicate field", "POST", "/dhos/v1/activation/CODE", `{"otp":"a","otp":"b"}`, "otp"},
 		{"bad utf-8", "POST", "/dhos/v1/activation/CODE", "{\"otp\":\"\xff\"}", "UTF-8"},
+		{"huge wrong value", "PATCH", "/dhos/v1/device/d1", `{"active":"` + strings.Repeat("y", 100000) + `"}`, "active"},
+		{"huge unknown field", "POST", "/dhos/v1/device", `{"` + strings.Repeat("k", 100000) + `":1}`, "unknown field"},
 		{"repeated query value", "GET", "/dhos/v1/device?active=true&active=false", "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.do(c.method, c.path, c.body)
 			eb := r.wantError(t, 400, c.msg)
+			if len(eb.Message) > 400 {
+				t.Errorf("message of %d bytes", len(eb.Message))
+			}
 			if strings.Contains(eb.Message, "proto:") || strings.Contains(eb.Message, "  ") || strings.Contains(eb.Message, "\u00a0") {
 				t.Errorf("raw decoder text in %q", eb.Message)
 			}
@@ -778,5 +783,26 @@ func TestHeadRunning(t *testing.T) {
 	e := newEnv(t)
 	if r := e.do("HEAD", "/running", ""); r.status != 200 {
 		t.Errorf("HEAD /running: %d", r.status)
+	}
+}
+
+func BenchmarkGetDevice(b *testing.B) {
+	addr := startFakes(b, &recorder{})
+	conns, err := Dial(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conns.Close()
+	h, err := Handler(context.Background(), Options{Conns: conns})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/dhos/v1/device/d1", nil))
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
 	}
 }

@@ -97,14 +97,15 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 	e.write(w, code, msg)
 }
 
-// write sends {"code", "message"} with the status. Headers set for a
+// write sends {"code", "message"} with the status (a message that
+// quotes the client's input is cut short). Headers set for a
 // success response that did not happen are cleared first.
 func (e *errorWriter) write(w http.ResponseWriter, code int, msg string) {
 	h := w.Header()
 	h.Del("Trailer")
 	h.Del("Transfer-Encoding")
 	h.Del("Content-Length")
-	body, _ := json.Marshal(errorBody{Code: code, Message: msg})
+	body, _ := json.Marshal(errorBody{Code: code, Message: truncate(msg, 2*maxMessage)})
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")

@@ -275,7 +275,7 @@ func (fakeSession) DropData(ctx context.Context, _ *sessionv1.DropDataRequest) (
 
 // startFakes runs each fake service on its own 127.0.0.1:0 listener and
 // returns their addresses.
-func startFakes(t *testing.T, rec *recorder) service.Addresses {
+func startFakes(t testing.TB, rec *recorder) service.Addresses {
 	t.Helper()
 	start := func(register func(*grpc.Server)) string {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -37,7 +37,9 @@ func middleware(next http.Handler, errs *errorWriter, lg *slog.Logger, maxBody i
 					errs.write(rec, http.StatusInternalServerError, "internal error")
 				}
 			}
-			lg.DebugContext(r.Context(), "http", "method", r.Method, "route", routeOf(r), "status", rec.status(), "duration", time.Since(start))
+			if lg.Enabled(r.Context(), slog.LevelDebug) {
+				lg.DebugContext(r.Context(), "http", "method", r.Method, "route", routeOf(r), "status", rec.status(), "duration", time.Since(start))
+			}
 		}()
 		rec.Header().Set("X-Content-Type-Options", "nosniff")
 		if code, msg := checkRequest(r); code != 0 {
@@ -57,13 +59,15 @@ type routeKey struct{}
 
 // routeInfo is the route a request matched: its path template, never the
 // path itself, which can carry activation codes.
-type routeInfo struct{ route string }
+type routeInfo struct {
+	pattern    runtime.Pattern
+	hasPattern bool
+	path       string
+}
 
-// setRoute records the route r matched.
-func setRoute(r *http.Request, route string) {
-	if ri, ok := r.Context().Value(routeKey{}).(*routeInfo); ok {
-		ri.route = route
-	}
+func routeInfoOf(r *http.Request) *routeInfo {
+	ri, _ := r.Context().Value(routeKey{}).(*routeInfo)
+	return ri
 }
 
 // routeOf is what logs say about a request's path.
@@ -71,8 +75,13 @@ func routeOf(r *http.Request) string {
 	if p, ok := runtime.HTTPPattern(r.Context()); ok {
 		return p.String()
 	}
-	if ri, ok := r.Context().Value(routeKey{}).(*routeInfo); ok && ri.route != "" {
-		return ri.route
+	if ri := routeInfoOf(r); ri != nil {
+		switch {
+		case ri.hasPattern:
+			return ri.pattern.String()
+		case ri.path != "":
+			return ri.path
+		}
 	}
 	return "(no route)"
 }
@@ -81,12 +90,17 @@ func routeOf(r *http.Request) string {
 // the request log.
 func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			setRoute(r, p.String())
+		if ri := routeInfoOf(r); ri != nil {
+			ri.pattern, ri.hasPattern = runtime.HTTPPattern(r.Context())
 		}
 		next(w, r, params)
 	}
 }
+
+const badQuery = "the query string contains bytes that are not allowed (invalid UTF-8 or control characters)"
+
+// cleanText reports valid UTF-8 without control characters.
+func cleanText(s string) bool { return utf8.ValidString(s) && !hasControl(s) }
 
 // checkRequest refuses a request line or headers the edge will not pass
 // on. It returns 0 when the request may go on.
@@ -102,22 +116,24 @@ func checkRequest(r *http.Request) (int, string) {
 		return http.StatusBadRequest, "the query string is malformed"
 	}
 	for k, vs := range q {
-		for _, s := range append([]string{k}, vs...) {
-			if !utf8.ValidString(s) || hasControl(s) {
-				return http.StatusBadRequest, "the query string contains bytes that are not allowed (invalid UTF-8 or control characters)"
+		if !cleanText(k) {
+			return http.StatusBadRequest, badQuery
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return http.StatusBadRequest, badQuery
 			}
 		}
 	}
 	for name, vs := range r.Header {
-		lower := strings.ToLower(name)
 		for _, v := range vs {
 			if hasControlExceptTab(v) {
-				return http.StatusBadRequest, "header " + lower + " contains control characters"
+				return http.StatusBadRequest, "header " + strings.ToLower(name) + " contains control characters"
 			}
 			if printableASCII(v) {
 				continue
 			}
-			switch {
+			switch lower := strings.ToLower(name); {
 			case forwardedHeaders[lower]:
 				return http.StatusBadRequest, "header " + lower + " must be printable ASCII"
 			case lower == "authorization":

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -173,6 +174,24 @@ var protojsonPos = regexp.MustCompile(`^proto:[\s\x{a0}]*(syntax error[\s\x{a0}]
 var protojsonField = regexp.MustCompile(`field ([a-z][A-Za-z0-9]*)`)
 
 func (e *bodyError) Error() string {
+	return truncate(e.describe(), maxMessage)
+}
+
+// maxMessage bounds an error message that quotes the client's input.
+const maxMessage = 300
+
+// truncate shortens s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func (e *bodyError) describe() string {
 	if e.err == nil {
 		return e.msg
 	}

@@ -1,0 +1,252 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/auth"
+)
+
+// ServiceName is what *_by fields record when no principal made the call.
+const ServiceName = "session"
+
+// SEND groups: a clinician must be in one of them to sign in on a device.
+var sendGroups = []string{"send clinician", "send superclinician"}
+
+// Config configures a Service.
+type Config struct {
+	// AllowDropData lets DropData empty the store (ALLOW_DROP_DATA).
+	AllowDropData bool
+	// Now is the clock (default apitime.Now).
+	Now func() time.Time
+}
+
+// Service applies the clinician rules over a Store and the peers.
+type Service struct {
+	store   Store
+	devices Devices
+	tokens  Tokens
+	audit   Auditor
+	cfg     Config
+}
+
+// NewService returns a Service.
+func NewService(store Store, devices Devices, tokens Tokens, audit Auditor, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = apitime.Now
+	}
+	return &Service{store: store, devices: devices, tokens: tokens, audit: audit, cfg: cfg}
+}
+
+// NewClinician is the body of a create. A nil list is absent.
+type NewClinician struct {
+	ID                    string
+	LoginActive           *bool
+	Products              []string
+	Groups                []string
+	SendEntryIdentifier   *string
+	ContractExpiryEODDate *string
+}
+
+// Create stores a clinician's login details: clinician_id, login_active
+// and products are required; group and product names are lower-cased.
+func (s *Service) Create(ctx context.Context, in NewClinician) error {
+	if err := checkRequired("clinician_id", in.ID); err != nil {
+		return err
+	}
+	if in.LoginActive == nil {
+		return apperr.InvalidArgument("login_active is required")
+	}
+	products, err := names("products", in.Products, true)
+	if err != nil {
+		return err
+	}
+	groups, err := names("groups", in.Groups, false)
+	if err != nil {
+		return err
+	}
+	ident, err := identifier(in.SendEntryIdentifier)
+	if err != nil {
+		return err
+	}
+	expiry, err := expiryDate(in.ContractExpiryEODDate)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	actor := auth.ActorName(ctx, ServiceName)
+	err = s.store.Create(ctx, Clinician{
+		ID:                    in.ID,
+		LoginActive:           *in.LoginActive,
+		Products:              products,
+		Groups:                groups,
+		SendEntryIdentifier:   ident,
+		ContractExpiryEODDate: expiry,
+		Created:               now,
+		CreatedBy:             actor,
+		Modified:              now,
+		ModifiedBy:            actor,
+	})
+	switch {
+	case errors.Is(err, ErrExists):
+		return apperr.AlreadyExists("clinician %s already exists", in.ID)
+	case errors.Is(err, ErrIdentifierTaken):
+		return apperr.AlreadyExists("send_entry_identifier is already used by another clinician")
+	case err != nil:
+		return fmt.Errorf("create clinician: %w", err)
+	}
+	return nil
+}
+
+// ClinicianPatch is the body of an update. A nil list is absent; nil
+// SendEntryIdentifier and ContractExpiryEODDate mean null.
+type ClinicianPatch struct {
+	LoginActive           *bool
+	Products              []string
+	Groups                []string
+	SendEntryIdentifier   *string
+	ContractExpiryEODDate *string
+}
+
+// Update replaces a clinician's products, groups, SEND entry identifier
+// and contract expiry, and sets login_active when given. A nil patch is an
+// error.
+func (s *Service) Update(ctx context.Context, id string, p *ClinicianPatch) error {
+	if err := checkRequired("clinician_id", id); err != nil {
+		return err
+	}
+	if p == nil {
+		return apperr.InvalidArgument("body required")
+	}
+	products, err := names("products", p.Products, true)
+	if err != nil {
+		return err
+	}
+	groups, err := names("groups", p.Groups, true)
+	if err != nil {
+		return err
+	}
+	ident, err := identifier(p.SendEntryIdentifier)
+	if err != nil {
+		return err
+	}
+	expiry, err := expiryDate(p.ContractExpiryEODDate)
+	if err != nil {
+		return err
+	}
+	err = s.store.Replace(ctx, id, Replacement{
+		LoginActive:           p.LoginActive,
+		Products:              products,
+		Groups:                groups,
+		SendEntryIdentifier:   ident,
+		ContractExpiryEODDate: expiry,
+		Modified:              s.cfg.Now(),
+		ModifiedBy:            auth.ActorName(ctx, ServiceName),
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return apperr.NotFound("clinician %s not found", id)
+	case errors.Is(err, ErrIdentifierTaken):
+		return apperr.AlreadyExists("send_entry_identifier is already used by another clinician")
+	case err != nil:
+		return fmt.Errorf("update clinician: %w", err)
+	}
+	return nil
+}
+
+// ClinicianJWT signs in the clinician with this SEND entry identifier on
+// the device whose token makes the call, and returns a clinician JWT. The
+// checks run in the contract's order; every refusal after the caller is
+// known to be a device is audited.
+func (s *Service) ClinicianJWT(ctx context.Context, sendEntryIdentifier string) (string, error) {
+	if sendEntryIdentifier == "" {
+		return "", apperr.InvalidArgument("send_entry_identifier is required")
+	}
+	if err := checkString("send_entry_identifier", sendEntryIdentifier); err != nil {
+		return "", err
+	}
+	p := auth.PrincipalFrom(ctx)
+	if p == nil || p.Kind != authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE || p.MetadataString(auth.DeviceIDClaim) == "" {
+		return "", apperr.PermissionDenied("a device token is required")
+	}
+	deviceID := p.MetadataString(auth.DeviceIDClaim)
+	fail := func(reason string, clinicianID string) {
+		data := map[string]any{"device_id": deviceID, "reason": reason}
+		if clinicianID != "" {
+			data["clinician_id"] = clinicianID
+		}
+		s.audit.Audit(ctx, Event{Type: EventLoginFailure, Data: data})
+	}
+
+	active, err := s.devices.DeviceActive(ctx, deviceID)
+	switch {
+	case errors.Is(err, ErrDeviceNotFound):
+		fail("device not found", "")
+		return "", apperr.PermissionDenied("device is not known")
+	case err != nil:
+		return "", err
+	case !active:
+		fail("device inactive", "")
+		return "", apperr.PermissionDenied("device is not active")
+	}
+
+	c, err := s.store.GetByIdentifier(ctx, sendEntryIdentifier)
+	if errors.Is(err, ErrNotFound) {
+		fail("unknown send_entry_identifier", "")
+		return "", apperr.NotFound("no clinician has this send_entry_identifier")
+	}
+	if err != nil {
+		return "", fmt.Errorf("find clinician: %w", err)
+	}
+	if !c.LoginActive {
+		fail("login inactive", c.ID)
+		return "", apperr.PermissionDenied("clinician login is not active")
+	}
+	if c.ContractExpiryEODDate != nil && *c.ContractExpiryEODDate < s.cfg.Now().UTC().Format(apitime.DateLayout) {
+		err := s.store.SetLoginActive(ctx, c.ID, false, s.cfg.Now(), auth.ActorName(ctx, ServiceName))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return "", fmt.Errorf("deactivate clinician: %w", err)
+		}
+		fail("contract expired", c.ID)
+		return "", apperr.PermissionDenied("clinician contract has expired")
+	}
+	if !inSendGroup(c.Groups) {
+		fail("not in a SEND clinician group", c.ID)
+		return "", apperr.PermissionDenied("clinician is not in a SEND clinician group")
+	}
+
+	jwt, err := s.tokens.IssueClinicianToken(ctx, c.ID, deviceID)
+	if err != nil {
+		return "", err
+	}
+	s.audit.Audit(ctx, Event{Type: EventLoginSuccess, Data: map[string]any{"clinician_id": c.ID, "device_id": deviceID}})
+	return jwt, nil
+}
+
+func inSendGroup(groups []string) bool {
+	for _, g := range groups {
+		for _, want := range sendGroups {
+			if strings.EqualFold(g, want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DropData deletes every clinician when AllowDropData is set.
+func (s *Service) DropData(ctx context.Context) error {
+	if !s.cfg.AllowDropData {
+		return apperr.PermissionDenied("drop data is not allowed")
+	}
+	if err := s.store.DropAll(ctx); err != nil {
+		return fmt.Errorf("drop clinicians: %w", err)
+	}
+	return nil
+}

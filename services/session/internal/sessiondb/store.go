@@ -1,0 +1,176 @@
+package sessiondb
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/storage"
+	"github.com/dhosauth/dhosauth/services/session/internal/session"
+)
+
+//go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the embedded migrations of both backends.
+func Migrations() storage.Migrations {
+	pg, err := fs.Sub(migrationFiles, "migrations/postgres")
+	if err != nil {
+		panic(err) // the embedded paths are fixed at build time
+	}
+	lite, err := fs.Sub(migrationFiles, "migrations/sqlite")
+	if err != nil {
+		panic(err)
+	}
+	return storage.Migrations{Postgres: pg, SQLite: lite}
+}
+
+// Store implements session.Store.
+type Store struct {
+	db storage.DB
+}
+
+var _ session.Store = (*Store)(nil)
+
+// New returns a Store over a migrated database.
+func New(db storage.DB) *Store { return &Store{db: db} }
+
+const columns = `clinician_id, login_active, products, "groups", send_entry_identifier, contract_expiry_eod_date, created, created_by, modified, modified_by`
+
+// Create implements session.Store.
+func (s *Store) Create(ctx context.Context, c session.Clinician) error {
+	products, groups, err := encodeLists(c.Products, c.Groups)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Exec(ctx,
+		"INSERT INTO clinicians ("+columns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		c.ID, c.LoginActive, products, groups, nullable(c.SendEntryIdentifier), nullable(c.ContractExpiryEODDate),
+		c.Created, c.CreatedBy, c.Modified, c.ModifiedBy)
+	if errors.Is(err, storage.ErrConflict) {
+		// Two unique keys: tell which one was taken.
+		if _, gerr := s.Get(ctx, c.ID); gerr == nil {
+			return session.ErrExists
+		}
+		return session.ErrIdentifierTaken
+	}
+	return err
+}
+
+// Get implements session.Store.
+func (s *Store) Get(ctx context.Context, id string) (session.Clinician, error) {
+	return scan(s.db.QueryRow(ctx, "SELECT "+columns+" FROM clinicians WHERE clinician_id = $1", id))
+}
+
+// GetByIdentifier implements session.Store.
+func (s *Store) GetByIdentifier(ctx context.Context, identifier string) (session.Clinician, error) {
+	return scan(s.db.QueryRow(ctx, "SELECT "+columns+" FROM clinicians WHERE send_entry_identifier = $1", identifier))
+}
+
+// Replace implements session.Store.
+func (s *Store) Replace(ctx context.Context, id string, r session.Replacement) error {
+	products, groups, err := encodeLists(r.Products, r.Groups)
+	if err != nil {
+		return err
+	}
+	n, err := s.db.Exec(ctx,
+		`UPDATE clinicians SET
+			login_active = COALESCE($2, login_active),
+			products = $3,
+			"groups" = $4,
+			send_entry_identifier = $5,
+			contract_expiry_eod_date = $6,
+			modified = $7,
+			modified_by = $8
+		WHERE clinician_id = $1`,
+		id, nullable(r.LoginActive), products, groups, nullable(r.SendEntryIdentifier), nullable(r.ContractExpiryEODDate),
+		r.Modified, r.ModifiedBy)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return session.ErrIdentifierTaken
+	case err != nil:
+		return err
+	case n == 0:
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// SetLoginActive implements session.Store.
+func (s *Store) SetLoginActive(ctx context.Context, id string, active bool, modified time.Time, modifiedBy string) error {
+	n, err := s.db.Exec(ctx,
+		"UPDATE clinicians SET login_active = $2, modified = $3, modified_by = $4 WHERE clinician_id = $1",
+		id, active, modified, modifiedBy)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// DropAll implements session.Store.
+func (s *Store) DropAll(ctx context.Context) error {
+	_, err := s.db.Exec(ctx, "DELETE FROM clinicians")
+	return err
+}
+
+func scan(r storage.Row) (session.Clinician, error) {
+	var (
+		c                session.Clinician
+		products, groups string
+	)
+	err := r.Scan(&c.ID, &c.LoginActive, &products, &groups, &c.SendEntryIdentifier, &c.ContractExpiryEODDate,
+		&c.Created, &c.CreatedBy, &c.Modified, &c.ModifiedBy)
+	if errors.Is(err, storage.ErrNotFound) {
+		return session.Clinician{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Clinician{}, fmt.Errorf("sessiondb: %w", err)
+	}
+	if err := json.Unmarshal([]byte(products), &c.Products); err != nil {
+		return session.Clinician{}, fmt.Errorf("sessiondb: products of %s: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(groups), &c.Groups); err != nil {
+		return session.Clinician{}, fmt.Errorf("sessiondb: groups of %s: %w", c.ID, err)
+	}
+	if c.Products == nil {
+		c.Products = []string{}
+	}
+	if c.Groups == nil {
+		c.Groups = []string{}
+	}
+	return c, nil
+}
+
+// encodeLists renders the lists as JSON arrays (never null).
+func encodeLists(products, groups []string) (string, string, error) {
+	if products == nil {
+		products = []string{}
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	p, err := json.Marshal(products)
+	if err != nil {
+		return "", "", err
+	}
+	g, err := json.Marshal(groups)
+	if err != nil {
+		return "", "", err
+	}
+	return string(p), string(g), nil
+}
+
+// nullable passes a pointer's value, or NULL when it is nil.
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

@@ -178,6 +178,19 @@ type options struct {
 	production    bool
 	allowDropData bool
 	cfg           func(*activation.Config)
+	// peersDown points the clients at addresses where nothing listens.
+	peersDown bool
+}
+
+// deadAddr returns an address where nothing listens.
+func deadAddr(t *testing.T) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
 }
 
 // env is a running activation server with its peers and its database.
@@ -213,6 +226,9 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 	}
 	tokenAddr := startPeer(t, &tokenv1.TokenService_ServiceDesc, e.tokens, tokenRules)
 	deviceAddr := startPeer(t, &devicev1.DeviceService_ServiceDesc, e.devices, deviceRules)
+	if o.peersDown {
+		tokenAddr, deviceAddr = deadAddr(t), deadAddr(t)
+	}
 
 	creds := auth.NewInternalCredentials(testInternalKey, "activation", "internal:issue_token", "read:send_device")
 	tokenConn, err := service.Dial(tokenAddr, creds)

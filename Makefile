@@ -11,9 +11,7 @@ export PATH := $(TOOLBIN):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 HASH    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD   ?= 0
-LDFLAGS := -s -w -X github.com/dhosauth/dhosauth/gateway/internal/edge.Version=$(VERSION) \
-           -X github.com/dhosauth/dhosauth/gateway/internal/edge.GitHash=$(HASH) \
-           -X github.com/dhosauth/dhosauth/gateway/internal/edge.BuildNumber=$(BUILD)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.hash=$(HASH) -X main.build=$(BUILD)
 
 # Pinned code generators and linters, installed from the Go module proxy.
 BUF_VERSION          := v1.75.0

@@ -381,10 +381,15 @@ func TestBadBodiesAre400(t *testing.T) {
 	}
 	// No body where one is optional reaches the service, which decides.
 	e.do("POST", "/dhos/v1/activation/CODE", "").wantError(t, 400, "otp is required")
-	// Form bodies are refused outright.
+	// Form bodies are refused; JSON mislabelled as a form (curl -d) is not.
 	req := httptest.NewRequest("POST", "/dhos/v1/patient/p1/activation", strings.NewReader("patient_id=p2"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	e.serve(req).wantError(t, 415, "JSON")
+	req = httptest.NewRequest("POST", "/dhos/v1/activation/CODE", strings.NewReader(`{"otp":"abcd"}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r := e.serve(req); r.status != 200 {
+		t.Errorf("JSON labelled as a form: %d %s", r.status, r.body)
+	}
 }
 
 func TestOversizedBodyIs413(t *testing.T) {

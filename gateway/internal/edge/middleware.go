@@ -163,14 +163,15 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (int, strin
 	if r.ContentLength > maxBody {
 		return http.StatusRequestEntityTooLarge, tooLarge
 	}
+	// The declared type is not trusted either way: legacy clients (and curl
+	// -d) label JSON as a form, so a body is judged by whether it is JSON.
+	form := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil {
 			return http.StatusBadRequest, "the Content-Type header is malformed"
 		}
-		if mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/") {
-			return http.StatusUnsupportedMediaType, "request bodies must be JSON"
-		}
+		form = mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	_ = r.Body.Close()
@@ -184,6 +185,9 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (int, strin
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = nil
 	} else if !json.Valid(body) {
+		if form {
+			return http.StatusUnsupportedMediaType, "request bodies must be JSON"
+		}
 		return http.StatusBadRequest, "the request body is not valid JSON"
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/validate"
+
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/secret"
@@ -218,8 +220,5 @@ func checkAuthHeader(code string) error {
 	if code == "" {
 		return apperr.InvalidArgument("the x-authorisation-code header is required")
 	}
-	if err := checkText(code, MaxSecretLength); err != nil {
-		return apperr.InvalidArgument("x-authorisation-code %s", err)
-	}
-	return nil
+	return validate.String("x-authorisation-code", code, MaxSecretLength)
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/dhosauth/dhosauth/pkg/validate"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
@@ -147,46 +147,11 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
-// checkID validates a patient or device id: 1..MaxIDLength bytes of valid
-// UTF-8 without control characters.
-func checkID(field, v string) error {
-	if err := checkText(v, MaxIDLength); err != nil {
-		return apperr.InvalidArgument("%s %s", field, err)
-	}
-	return nil
-}
+// checkID validates a patient or device id.
+func checkID(field, v string) error { return validate.ID(field, v) }
 
 // checkSecret validates a code or OTP given by a caller.
-func checkSecret(field, v string) error {
-	if v == "" {
-		return apperr.InvalidArgument("%s is required", field)
-	}
-	if err := checkText(v, MaxSecretLength); err != nil {
-		return apperr.InvalidArgument("%s %s", field, err)
-	}
-	return nil
-}
-
-type textError string
-
-func (e textError) Error() string { return string(e) }
-
-func checkText(v string, max int) error {
-	switch {
-	case v == "":
-		return textError("must not be empty")
-	case len(v) > max:
-		return textError(fmt.Sprintf("must be at most %d bytes", max))
-	case !utf8.ValidString(v):
-		return textError("must be valid UTF-8")
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return textError("must not contain control characters")
-		}
-	}
-	return nil
-}
+func checkSecret(field, v string) error { return validate.Required(field, v, MaxSecretLength) }
 
 // storeErr turns an unexpected store error into INTERNAL (masked);
 // storage-unavailable errors keep their meaning through service.MapErrors.

@@ -1,12 +1,6 @@
 package device
 
-import (
-	"strings"
-	"unicode"
-	"unicode/utf8"
-
-	"github.com/dhosauth/dhosauth/pkg/apperr"
-)
+import "github.com/dhosauth/dhosauth/pkg/validate"
 
 // Length limits of the strings the service accepts, in bytes.
 const (
@@ -16,28 +10,7 @@ const (
 	MaxDescriptionLength = 1000
 )
 
-// checkString rejects a value longer than max bytes, not valid UTF-8 or
-// holding control characters. field names the value in the message.
-func checkString(field, v string, max int) error {
-	if len(v) > max {
-		return apperr.InvalidArgument("%s must be at most %d bytes", field, max)
-	}
-	if !utf8.ValidString(v) {
-		return apperr.InvalidArgument("%s must be valid UTF-8", field)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return apperr.InvalidArgument("%s must not contain control characters", field)
-		}
-	}
-	return nil
-}
+// checkString and checkRequired apply the suite's string rules.
+func checkString(field, v string, max int) error { return validate.String(field, v, max) }
 
-// checkRequired is checkString for a value that must not be empty or
-// blank.
-func checkRequired(field, v string, max int) error {
-	if strings.TrimSpace(v) == "" {
-		return apperr.InvalidArgument("%s is required", field)
-	}
-	return checkString(field, v, max)
-}
+func checkRequired(field, v string, max int) error { return validate.Required(field, v, max) }

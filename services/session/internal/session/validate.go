@@ -2,8 +2,8 @@ package session
 
 import (
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/dhosauth/dhosauth/pkg/validate"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
@@ -17,32 +17,10 @@ const (
 	MaxListLength = 100
 )
 
-// checkString rejects a value longer than MaxStringLength bytes, not valid
-// UTF-8 or holding control characters. field names the value in the
-// message.
-func checkString(field, v string) error {
-	if len(v) > MaxStringLength {
-		return apperr.InvalidArgument("%s must be at most %d bytes", field, MaxStringLength)
-	}
-	if !utf8.ValidString(v) {
-		return apperr.InvalidArgument("%s must be valid UTF-8", field)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return apperr.InvalidArgument("%s must not contain control characters", field)
-		}
-	}
-	return nil
-}
+// checkString and checkRequired apply the suite's string rules.
+func checkString(field, v string) error { return validate.String(field, v, MaxStringLength) }
 
-// checkRequired is checkString for a value that must not be empty or
-// blank.
-func checkRequired(field, v string) error {
-	if strings.TrimSpace(v) == "" {
-		return apperr.InvalidArgument("%s is required", field)
-	}
-	return checkString(field, v)
-}
+func checkRequired(field, v string) error { return validate.Required(field, v, MaxStringLength) }
 
 // names checks a list of product or group names and lower-cases them. A
 // nil list is absent: required reports it as an error, otherwise it

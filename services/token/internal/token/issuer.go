@@ -10,6 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/dhosauth/dhosauth/pkg/validate"
+
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/google/uuid"
@@ -165,19 +167,7 @@ func (i *Issuer) plan(req Request) (plan, error) {
 }
 
 // checkID refuses empty, over-long and unprintable ids.
-func checkID(field, v string) error {
-	switch {
-	case v == "":
-		return apperr.InvalidArgument("%s is required", field)
-	case len(v) > MaxIDLength:
-		return apperr.InvalidArgument("%s must be at most %d bytes", field, MaxIDLength)
-	case !utf8.ValidString(v):
-		return apperr.InvalidArgument("%s must be valid UTF-8", field)
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return apperr.InvalidArgument("%s must not contain control characters", field)
-	}
-	return nil
-}
+func checkID(field, v string) error { return validate.ID(field, v) }
 
 // systemScopes checks the scopes a system token asks for and drops
 // repeats, keeping their order.

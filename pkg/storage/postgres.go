@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"net"
 	"syscall"
 
@@ -16,7 +15,7 @@ import (
 
 type pgDB struct{ pool *pgxpool.Pool }
 
-func openPostgres(ctx context.Context, cfg Config, fsys fs.FS) (DB, error) {
+func openPostgres(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("storage: DATABASE_URL: %w", err)
@@ -32,18 +31,18 @@ func openPostgres(ctx context.Context, cfg Config, fsys fs.FS) (DB, error) {
 		return nil, fmt.Errorf("storage: connect: %w", err)
 	}
 	db := &pgDB{pool: pool}
-	if err := db.migrate(ctx, cfg.Schema, fsys); err != nil {
+	if err := db.migrate(ctx, cfg.Schema, m); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-// migrate creates the schema and applies pending migrations while holding a
-// session advisory lock, so replicas that start together apply each
-// migration exactly once.
-func (d *pgDB) migrate(ctx context.Context, schema string, fsys fs.FS) error {
-	ms, err := readMigrations(fsys)
+// migrate creates the schema and applies pending migrations (the shared
+// sets, then the service's own) while holding a session advisory lock, so
+// replicas that start together apply each migration exactly once.
+func (d *pgDB) migrate(ctx context.Context, schema string, m Migrations) error {
+	sets, err := m.sets(Postgres)
 	if err != nil {
 		return err
 	}
@@ -59,18 +58,31 @@ func (d *pgDB) migrate(ctx context.Context, schema string, fsys fs.FS) error {
 		return fmt.Errorf("storage: migration lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) //nolint:errcheck
-	stmts := []string{
-		"CREATE SCHEMA IF NOT EXISTS " + schema,
-		"CREATE TABLE IF NOT EXISTS " + schema + ".schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
+		return fmt.Errorf("storage: prepare schema %s: %w", schema, err)
 	}
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("storage: prepare schema %s: %w", schema, err)
+	for _, set := range sets {
+		if err := applyPG(ctx, conn.Conn(), schema, set); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// applyPG applies the pending migrations of one set, each in its own
+// transaction with its record in the set's table.
+func applyPG(ctx context.Context, conn *pgx.Conn, schema string, set migrationSet) error {
+	ms, err := readMigrations(set.fsys)
+	if err != nil {
+		return err
+	}
+	table := schema + "." + set.table
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return fmt.Errorf("storage: prepare schema %s: %w", schema, err)
 	}
 	for _, m := range ms {
 		var done bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+schema+".schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE version = $1)", m.version).Scan(&done); err != nil {
 			return fmt.Errorf("storage: read migrations: %w", err)
 		}
 		if done {
@@ -83,11 +95,11 @@ func (d *pgDB) migrate(ctx context.Context, schema string, fsys fs.FS) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO "+schema+".schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", m.version, m.name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("storage: migration %s: %w", m.name, err)
+			return fmt.Errorf("storage: migration %s (%s): %w", m.name, set.table, err)
 		}
 	}
 	return nil

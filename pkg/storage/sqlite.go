@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,7 +19,7 @@ import (
 // Times are stored as integer microseconds since the epoch.
 type sqliteDB struct{ db *sql.DB }
 
-func openSQLite(ctx context.Context, cfg Config, fsys fs.FS) (DB, error) {
+func openSQLite(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	dir := cfg.DataDir
 	if dir == "" {
 		dir = "data"
@@ -42,37 +41,43 @@ func openSQLite(ctx context.Context, cfg Config, fsys fs.FS) (DB, error) {
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
 	s := &sqliteDB{db: db}
-	if err := s.migrate(ctx, fsys); err != nil {
+	if err := s.migrate(ctx, m); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *sqliteDB) migrate(ctx context.Context, fsys fs.FS) error {
-	ms, err := readMigrations(fsys)
+func (s *sqliteDB) migrate(ctx context.Context, m Migrations) error {
+	sets, err := m.sets(SQLite)
 	if err != nil {
 		return err
 	}
 	// BEGIN IMMEDIATE takes the write lock, so processes sharing the file
 	// apply each migration once.
 	return s.Tx(ctx, func(q Querier) error {
-		if _, err := q.Exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"); err != nil {
-			return err
-		}
-		for _, m := range ms {
-			var n int
-			if err := q.QueryRow(ctx, "SELECT count(*) FROM schema_migrations WHERE version = $1", m.version).Scan(&n); err != nil {
+		for _, set := range sets {
+			ms, err := readMigrations(set.fsys)
+			if err != nil {
 				return err
 			}
-			if n > 0 {
-				continue
-			}
-			if _, err := q.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("storage: migration %s: %w", m.name, err)
-			}
-			if _, err := q.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", m.version, m.name, time.Now()); err != nil {
+			if _, err := q.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+set.table+" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"); err != nil {
 				return err
+			}
+			for _, m := range ms {
+				var n int
+				if err := q.QueryRow(ctx, "SELECT count(*) FROM "+set.table+" WHERE version = $1", m.version).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					continue
+				}
+				if _, err := q.Exec(ctx, m.sql); err != nil {
+					return fmt.Errorf("storage: migration %s (%s): %w", m.name, set.table, err)
+				}
+				if _, err := q.Exec(ctx, "INSERT INTO "+set.table+" (version, name, applied_at) VALUES ($1, $2, $3)", m.version, m.name, time.Now()); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

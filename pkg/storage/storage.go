@@ -72,6 +72,46 @@ type DB interface {
 type Migrations struct {
 	Postgres fs.FS
 	SQLite   fs.FS
+	// Shared are named sets of migrations that several services carry in
+	// their own schema (such as the audit outbox of pkg/audit). They are
+	// applied before the service's own, each set numbered on its own and
+	// tracked in its own table, schema_migrations_<name>.
+	Shared []NamedMigrations
+}
+
+// NamedMigrations is a set of migrations shared by several services.
+type NamedMigrations struct {
+	// Name is a plain identifier (lower case, digits, underscore).
+	Name     string
+	Postgres fs.FS
+	SQLite   fs.FS
+}
+
+// migrationSet is one set to apply, in the dialect at hand.
+type migrationSet struct {
+	table string
+	fsys  fs.FS
+}
+
+// sets lists the migration sets of a dialect in the order they apply:
+// the shared ones, then the service's own (tracked in schema_migrations).
+func (m Migrations) sets(d Dialect) ([]migrationSet, error) {
+	var out []migrationSet
+	for _, n := range m.Shared {
+		if !identRe.MatchString(n.Name) {
+			return nil, fmt.Errorf("storage: migration set name %q is not a plain identifier", n.Name)
+		}
+		f := n.Postgres
+		if d == SQLite {
+			f = n.SQLite
+		}
+		out = append(out, migrationSet{table: "schema_migrations_" + n.Name, fsys: f})
+	}
+	f := m.Postgres
+	if d == SQLite {
+		f = m.SQLite
+	}
+	return append(out, migrationSet{table: "schema_migrations", fsys: f}), nil
 }
 
 // Config says which backend to open.
@@ -107,7 +147,7 @@ func Open(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	if cfg.URL != "" {
-		return openPostgres(ctx, cfg, m.Postgres)
+		return openPostgres(ctx, cfg, m)
 	}
-	return openSQLite(ctx, cfg, m.SQLite)
+	return openSQLite(ctx, cfg, m)
 }

@@ -146,3 +146,42 @@ func TestSQLiteKeepsDataAcrossRestarts(t *testing.T) {
 		t.Fatalf("after restart n = %d, %v", n, err)
 	}
 }
+
+// TestSharedMigrationSets checks that a shared set is applied before the
+// service's own, numbered and tracked on its own, and applied once.
+func TestSharedMigrationSets(t *testing.T) {
+	shared := storage.NamedMigrations{
+		Name: "extra",
+		Postgres: fstest.MapFS{
+			"0001_notes.sql": {Data: []byte("CREATE TABLE notes (id text PRIMARY KEY)")},
+			"0002_notes.sql": {Data: []byte("ALTER TABLE notes ADD COLUMN body text")},
+		},
+		SQLite: fstest.MapFS{
+			"0001_notes.sql": {Data: []byte("CREATE TABLE notes (id TEXT PRIMARY KEY)")},
+			"0002_notes.sql": {Data: []byte("ALTER TABLE notes ADD COLUMN body TEXT")},
+		},
+	}
+	m := migrations
+	m.Shared = []storage.NamedMigrations{shared}
+	for _, b := range storagetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.Open(t, m)
+			ctx := context.Background()
+			if _, err := db.Exec(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "n", "b"); err != nil {
+				t.Fatal(err)
+			}
+			var own, extra int
+			if err := db.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&own); err != nil || own != 1 {
+				t.Fatalf("schema_migrations rows = %d, %v", own, err)
+			}
+			if err := db.QueryRow(ctx, "SELECT count(*) FROM schema_migrations_extra").Scan(&extra); err != nil || extra != 2 {
+				t.Fatalf("schema_migrations_extra rows = %d, %v", extra, err)
+			}
+		})
+	}
+	bad := migrations
+	bad.Shared = []storage.NamedMigrations{{Name: "Bad-Name"}}
+	if _, err := storage.Open(context.Background(), storage.Config{Service: "bad", DataDir: t.TempDir()}, bad); err == nil {
+		t.Fatal("a set with an unsafe name was accepted")
+	}
+}

@@ -1,5 +1,8 @@
 // Package logging builds the suite's structured logger from LOG_FORMAT
-// (colour, plain, json) and LOG_LEVEL (ERROR, WARN, INFO, DEBUG).
+// (colour, plain, json) and LOG_LEVEL (ERROR, WARN, INFO, DEBUG). Every
+// line is redacted (values of secret-named keys, JWTs and bearer
+// credentials anywhere in the text) and carries the trace_id and span_id
+// of the context it was logged with.
 package logging
 
 import (
@@ -11,8 +14,18 @@ import (
 	"sync"
 )
 
-// New returns a logger writing to w in the given format at the given level.
+// New returns a logger writing to w in the given format at the given
+// level. Every record passes through the redaction (RedactAttr) and, when
+// logged with a context that carries a span, gets trace_id and span_id.
 func New(w io.Writer, format, level string) (*slog.Logger, error) {
+	h, err := newHandler(w, format, level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(traceHandler{next: redactHandler{next: h}}), nil
+}
+
+func newHandler(w io.Writer, format, level string) (slog.Handler, error) {
 	var lv slog.Level
 	switch strings.ToUpper(level) {
 	case "", "INFO":
@@ -29,11 +42,11 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
 	case "", "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.NewJSONHandler(w, opts), nil
 	case "plain":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.NewTextHandler(w, opts), nil
 	case "colour", "color":
-		return slog.New(&colourHandler{Handler: slog.NewTextHandler(w, opts), w: w, mu: &sync.Mutex{}, level: lv}), nil
+		return &colourHandler{Handler: slog.NewTextHandler(w, opts), w: w, mu: &sync.Mutex{}, level: lv}, nil
 	}
 	return nil, fmt.Errorf("LOG_FORMAT: want colour, plain or json, got %q", format)
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-type pgDB struct{ pool *pgxpool.Pool }
+type pgDB struct {
+	pool        *pgxpool.Pool
+	stopMetrics func()
+}
 
 func openPostgres(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
@@ -23,6 +26,7 @@ func openPostgres(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	pc.MaxConns = int32(cfg.MaxConns)
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	pc.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	pc.ConnConfig.Tracer = pgTracer{schema: cfg.Schema}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "dhosauth-" + cfg.Service
 	}
@@ -35,6 +39,7 @@ func openPostgres(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.stopMetrics = registerPoolMetrics(cfg.Schema, pgxPoolStats(pool))
 	return db, nil
 }
 
@@ -106,7 +111,12 @@ func applyPG(ctx context.Context, conn *pgx.Conn, schema string, set migrationSe
 }
 
 func (d *pgDB) Dialect() Dialect { return Postgres }
-func (d *pgDB) Close()           { d.pool.Close() }
+func (d *pgDB) Close() {
+	if d.stopMetrics != nil {
+		d.stopMetrics()
+	}
+	d.pool.Close()
+}
 
 // Pool exposes the pgx pool for metrics.
 func (d *pgDB) Pool() *pgxpool.Pool { return d.pool }

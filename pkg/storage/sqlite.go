@@ -17,7 +17,11 @@ import (
 // sqliteDB is the embedded backend: one database file per service, WAL
 // journal, writers serialised by SQLite (BEGIN IMMEDIATE, busy timeout).
 // Times are stored as integer microseconds since the epoch.
-type sqliteDB struct{ db *sql.DB }
+type sqliteDB struct {
+	db          *sql.DB
+	schema      string
+	stopMetrics func()
+}
 
 func openSQLite(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	dir := cfg.DataDir
@@ -40,11 +44,12 @@ func openSQLite(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	}
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
-	s := &sqliteDB{db: db}
+	s := &sqliteDB{db: db, schema: cfg.Schema}
 	if err := s.migrate(ctx, m); err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.stopMetrics = registerPoolMetrics(cfg.Schema, sqlPoolStats(db))
 	return s, nil
 }
 
@@ -84,8 +89,13 @@ func (s *sqliteDB) migrate(ctx context.Context, m Migrations) error {
 	})
 }
 
-func (s *sqliteDB) Dialect() Dialect               { return SQLite }
-func (s *sqliteDB) Close()                         { s.db.Close() }
+func (s *sqliteDB) Dialect() Dialect { return SQLite }
+func (s *sqliteDB) Close() {
+	if s.stopMetrics != nil {
+		s.stopMetrics()
+	}
+	s.db.Close()
+}
 func (s *sqliteDB) Ping(ctx context.Context) error { return translateSQLite(s.db.PingContext(ctx)) }
 
 type sqlConn interface {
@@ -95,54 +105,78 @@ type sqlConn interface {
 }
 
 func (s *sqliteDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return sqlExec(ctx, s.db, q, args)
+	return sqlExec(ctx, s.schema, s.db, q, args)
 }
 func (s *sqliteDB) Query(ctx context.Context, q string, args ...any) (Rows, error) {
-	return sqlQuery(ctx, s.db, q, args)
+	return sqlQuery(ctx, s.schema, s.db, q, args)
 }
 func (s *sqliteDB) QueryRow(ctx context.Context, q string, args ...any) Row {
-	return sqlRow{s.db.QueryRowContext(ctx, q, convertArgs(args)...)}
+	return sqlQueryRow(ctx, s.schema, s.db, q, args)
 }
 
+// Tx runs fn in one transaction; inside a trace, BEGIN and COMMIT get
+// spans of their own, like every statement.
 func (s *sqliteDB) Tx(ctx context.Context, fn func(q Querier) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	sctx, span := startSpan(ctx, SQLite, s.schema, "BEGIN IMMEDIATE")
+	tx, err := s.db.BeginTx(sctx, nil)
+	endSpan(span, err)
 	if err != nil {
 		return translateSQLite(err)
 	}
-	if err := fn(sqlTx{tx}); err != nil {
+	if err := fn(sqlTx{tx: tx, schema: s.schema}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	return translateSQLite(tx.Commit())
+	_, span = startSpan(ctx, SQLite, s.schema, "COMMIT")
+	err = tx.Commit()
+	endSpan(span, err)
+	return translateSQLite(err)
 }
 
-type sqlTx struct{ tx *sql.Tx }
+type sqlTx struct {
+	tx     *sql.Tx
+	schema string
+}
 
 func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return sqlExec(ctx, t.tx, q, args)
+	return sqlExec(ctx, t.schema, t.tx, q, args)
 }
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (Rows, error) {
-	return sqlQuery(ctx, t.tx, q, args)
+	return sqlQuery(ctx, t.schema, t.tx, q, args)
 }
 func (t sqlTx) QueryRow(ctx context.Context, q string, args ...any) Row {
-	return sqlRow{t.tx.QueryRowContext(ctx, q, convertArgs(args)...)}
+	return sqlQueryRow(ctx, t.schema, t.tx, q, args)
 }
 
-func sqlExec(ctx context.Context, c sqlConn, q string, args []any) (int64, error) {
+func sqlExec(ctx context.Context, schema string, c sqlConn, q string, args []any) (int64, error) {
+	ctx, span := startSpan(ctx, SQLite, schema, q)
 	res, err := c.ExecContext(ctx, q, convertArgs(args)...)
 	if err != nil {
+		endSpan(span, err)
 		return 0, translateSQLite(err)
 	}
 	n, err := res.RowsAffected()
+	endSpan(span, err)
 	return n, translateSQLite(err)
 }
 
-func sqlQuery(ctx context.Context, c sqlConn, q string, args []any) (Rows, error) {
+func sqlQuery(ctx context.Context, schema string, c sqlConn, q string, args []any) (Rows, error) {
+	ctx, span := startSpan(ctx, SQLite, schema, q)
 	rows, err := c.QueryContext(ctx, q, convertArgs(args)...)
+	endSpan(span, err)
 	if err != nil {
 		return nil, translateSQLite(err)
 	}
 	return sqlRows{rows}, nil
+}
+
+// sqlQueryRow runs the statement at once (database/sql does); the span
+// covers the execution, the error comes with Scan.
+func sqlQueryRow(ctx context.Context, schema string, c sqlConn, q string, args []any) Row {
+	ctx, span := startSpan(ctx, SQLite, schema, q)
+	row := c.QueryRowContext(ctx, q, convertArgs(args)...)
+	endSpan(span, row.Err())
+	return sqlRow{row}
 }
 
 type sqlRow struct{ row *sql.Row }

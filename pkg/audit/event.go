@@ -43,6 +43,9 @@ const (
 	TypeDeviceActivationCreated = "device activation created"
 	// TypeDeviceActivationValidated: a device activation was used.
 	TypeDeviceActivationValidated = "device activation validated"
+	// TypeDeviceActivationFailed: a device activation attempt was refused
+	// (unknown, used or expired code).
+	TypeDeviceActivationFailed = "device activation failed"
 	// TypeAuthorisationCodeIssued: a patient or device was given a new
 	// authorisation code (never the code itself).
 	TypeAuthorisationCodeIssued = "authorisation code issued"

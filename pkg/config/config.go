@@ -60,6 +60,11 @@ func (l *Loader) raw(name string) (string, bool) {
 	return "", false
 }
 
+// Lookup is the loader's source of variables, for code that reads its own
+// (the OpenTelemetry SDK's OTEL_* variables). What it reads is not in
+// Summary.
+func (l *Loader) Lookup() func(string) (string, bool) { return l.lookup }
+
 // Fail records a problem found by a rule outside the loader.
 func (l *Loader) Fail(format string, args ...any) {
 	l.errs = append(l.errs, fmt.Errorf(format, args...))

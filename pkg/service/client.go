@@ -7,6 +7,7 @@ import (
 
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -15,11 +16,18 @@ import (
 // has none sooner.
 const CallTimeout = 5 * time.Second
 
+// roundRobin spreads calls over every address the name resolves to (a
+// headless Kubernetes Service resolves to each ready replica).
+const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
+
 // Dial returns a client connection to another service that authenticates
 // with creds (nil: the caller's own metadata only) and bounds every call.
+// Calls continue the caller's trace and are measured (rpc.client.*).
 func Dial(addr string, creds *auth.InternalCredentials) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(telemetry.GRPCClientHandler()),
+		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize)),
 		grpc.WithChainUnaryInterceptor(deadline),
 	}

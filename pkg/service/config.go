@@ -6,7 +6,10 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit/auditamqp"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/logging"
 	"github.com/dhosauth/dhosauth/pkg/secret"
@@ -47,6 +50,22 @@ type Common struct {
 	// InternalKey signs service-to-service tokens.
 	InternalKey []byte
 	Addr        Addresses
+	// Audit configures the publishing of the audit outbox.
+	Audit AuditConfig
+}
+
+// AuditConfig says where audit events are published and how long they
+// are kept.
+type AuditConfig struct {
+	// URL is the RabbitMQ broker (AMQP_URL); empty: events are only kept
+	// in the outbox, for the query API.
+	URL string
+	// Exchange (AUDIT_EXCHANGE) and RoutingKey (AUDIT_ROUTING_KEY).
+	Exchange   string
+	RoutingKey string
+	// Retention (AUDIT_RETENTION) is how long events are kept once
+	// published (or at all, without a broker).
+	Retention time.Duration
 }
 
 // LoadCommon reads the common configuration for the named service.
@@ -88,7 +107,34 @@ func LoadCommon(l *config.Loader, name string) Common {
 		Token:      l.String("TOKEN_GRPC_ADDR", DefaultTokenAddr),
 		Session:    l.String("SESSION_GRPC_ADDR", DefaultSessionAddr),
 	}
+	c.Audit = AuditConfig{
+		URL:        l.Secret("AMQP_URL"),
+		Exchange:   l.String("AUDIT_EXCHANGE", auditamqp.DefaultExchange),
+		RoutingKey: l.String("AUDIT_ROUTING_KEY", auditamqp.DefaultRoutingKey),
+		Retention:  retention(l, "AUDIT_RETENTION", auditamqp.DefaultRetention),
+	}
+	if u := c.Audit.URL; u != "" && !strings.HasPrefix(u, "amqp://") && !strings.HasPrefix(u, "amqps://") {
+		l.Fail("AMQP_URL: want an amqp:// or amqps:// URL")
+	}
 	return c
+}
+
+// retention reads a period as a number of days ("90d") or a Go duration
+// ("2160h").
+func retention(l *config.Loader, name string, def time.Duration) time.Duration {
+	v := l.String(name, "")
+	if v == "" {
+		return def
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days > 0 {
+			return time.Duration(days) * 24 * time.Hour
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	l.Fail("%s: want a number of days such as 90d, or a duration such as 2160h, got %q", name, v)
+	return def
 }
 
 // databaseURL builds the PostgreSQL URL from DATABASE_URL or DATABASE_HOST

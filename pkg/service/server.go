@@ -12,10 +12,12 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/storage"
+	"github.com/dhosauth/dhosauth/pkg/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
@@ -31,8 +33,15 @@ type ServerOptions struct {
 	Register func(s *grpc.Server)
 	// Ready reports whether dependencies answer (e.g. the database).
 	Ready func(ctx context.Context) error
+	// Ops, when set, is told when the server serves and when it starts
+	// to stop (its /readyz follows), runs Ready as its "database" check,
+	// and supplies ShutdownTimeout and ShutdownDelay when they are zero.
+	Ops *Ops
 	// ShutdownTimeout bounds draining on SIGTERM (default 10s).
 	ShutdownTimeout time.Duration
+	// ShutdownDelay: how long to go on serving, reported not ready,
+	// before draining.
+	ShutdownDelay time.Duration
 	// Listening, when set, is told the bound address (tests use port 0).
 	Listening func(addr net.Addr)
 }
@@ -40,9 +49,26 @@ type ServerOptions struct {
 // MaxMessageSize bounds every gRPC message the suite receives.
 const MaxMessageSize = 1 << 20
 
+// MaxConnectionAge is how long a client connection lives before the server
+// asks the client to reconnect (in-flight calls finish first), so that
+// clients spread their calls over replicas added since they connected.
+const MaxConnectionAge = 5 * time.Minute
+
 // Serve runs the gRPC server until ctx is cancelled, then turns health
-// NOT_SERVING, drains in-flight calls and stops within ShutdownTimeout.
+// NOT_SERVING and readiness off, goes on serving for ShutdownDelay, drains
+// in-flight calls and stops within ShutdownTimeout.
 func Serve(ctx context.Context, o ServerOptions) error {
+	if o.Ops != nil {
+		if o.ShutdownTimeout == 0 {
+			o.ShutdownTimeout = o.Ops.ShutdownTimeout()
+		}
+		if o.ShutdownDelay == 0 {
+			o.ShutdownDelay = o.Ops.ShutdownDelay()
+		}
+		if o.Ready != nil {
+			o.Ops.AddCheck(Check{Name: "database", Fn: o.Ready})
+		}
+	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
@@ -55,6 +81,8 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.StatsHandler(telemetry.GRPCServerHandler()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: o.ShutdownTimeout}),
 		grpc.ChainUnaryInterceptor(Recover(o.Logger), MapErrors(o.Logger), o.Guard.Unary()),
 		grpc.ChainStreamInterceptor(o.Guard.Stream()),
 	)
@@ -100,13 +128,27 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	o.Logger.Info("serving gRPC", "addr", lis.Addr().String())
+	if o.Ops != nil {
+		o.Ops.Serving()
+	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	stopWatch()
+	if o.Ops != nil {
+		o.Ops.Draining()
+	}
 	hs.Shutdown()
+	if o.ShutdownDelay > 0 {
+		o.Logger.Info("shutting down: not ready, still serving", "delay", o.ShutdownDelay.String())
+		select {
+		case <-time.After(o.ShutdownDelay):
+		case err := <-errc:
+			return err
+		}
+	}
 	o.Logger.Info("shutting down: draining in-flight calls", "timeout", o.ShutdownTimeout.String())
 	done := make(chan struct{})
 	go func() { srv.GracefulStop(); close(done) }()
@@ -116,6 +158,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		o.Logger.Warn("drain timed out; stopping")
 		srv.Stop()
 	}
+	o.Logger.Info("stopped")
 	return nil
 }
 
@@ -124,7 +167,7 @@ func Recover(lg *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				lg.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				lg.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = status.Error(codes.Internal, "internal error")
 			}
 		}()
@@ -141,14 +184,14 @@ func MapErrors(lg *slog.Logger) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := h(ctx, req)
 		if err == nil {
-			lg.Debug("rpc", "method", info.FullMethod, "code", "OK", "duration", time.Since(start))
+			lg.DebugContext(ctx, "rpc", "method", info.FullMethod, "code", "OK", "duration", time.Since(start))
 			return resp, nil
 		}
 		st := ToStatus(err)
 		if st.Code() == codes.Internal || st.Code() == codes.Unavailable || st.Code() == codes.Unknown {
-			lg.Error("rpc failed", "method", info.FullMethod, "code", st.Code().String(), "error", err.Error())
+			lg.ErrorContext(ctx, "rpc failed", "method", info.FullMethod, "code", st.Code().String(), "error", err.Error())
 		} else {
-			lg.Debug("rpc", "method", info.FullMethod, "code", st.Code().String(), "duration", time.Since(start))
+			lg.DebugContext(ctx, "rpc", "method", info.FullMethod, "code", st.Code().String(), "duration", time.Since(start))
 		}
 		return nil, st.Err()
 	}

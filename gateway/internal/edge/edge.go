@@ -139,7 +139,7 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 		rt.handle(http.MethodPost, "/drop_data", td.dropData)
 		rt.handle(http.MethodPost, "/reset_test_data", td.resetTestData)
 	}
-	return middleware(rt, errs, o.Logger, o.MaxBodyBytes), nil
+	return traced(middleware(rt, errs, o.Logger, o.MaxBodyBytes)), nil
 }
 
 // routes serves the plain endpoints by exact path and hands everything

@@ -17,6 +17,8 @@ import (
 type errorBody struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`
+	// TraceID names the request's trace, for support and the logs.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // errorWriter is the one place errors become HTTP responses: gRPC
@@ -97,7 +99,21 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 	e.write(w, code, msg)
 }
 
-// write sends {"code", "message"} with the status (a message that
+// traceIDOfWriter finds the trace id the middleware's recorder holds.
+func traceIDOfWriter(w http.ResponseWriter) string {
+	for {
+		switch t := w.(type) {
+		case *statusRecorder:
+			return t.traceID
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return ""
+		}
+	}
+}
+
+// write sends {"code", "message", "trace_id"} with the status (a message that
 // quotes the client's input is cut short). Headers set for a
 // success response that did not happen are cleared first.
 func (e *errorWriter) write(w http.ResponseWriter, code int, msg string) {
@@ -105,7 +121,7 @@ func (e *errorWriter) write(w http.ResponseWriter, code int, msg string) {
 	h.Del("Trailer")
 	h.Del("Transfer-Encoding")
 	h.Del("Content-Length")
-	body, _ := json.Marshal(errorBody{Code: code, Message: truncate(msg, 2*maxMessage)})
+	body, _ := json.Marshal(errorBody{Code: code, Message: truncate(msg, 2*maxMessage), TraceID: traceIDOfWriter(w)})
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")

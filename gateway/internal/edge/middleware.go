@@ -25,8 +25,10 @@ import (
 func middleware(next http.Handler, errs *errorWriter, lg *slog.Logger, maxBody int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &routeInfo{}))
+		rec := &statusRecorder{ResponseWriter: w, traceID: traceIDOf(r.Context())}
+		if routeInfoOf(r) == nil {
+			r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &routeInfo{}))
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -246,6 +248,8 @@ type statusRecorder struct {
 	http.ResponseWriter
 	code  int
 	wrote bool
+	// traceID is quoted in error bodies.
+	traceID string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

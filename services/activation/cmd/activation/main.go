@@ -11,6 +11,7 @@ import (
 
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/secret"
@@ -81,18 +82,22 @@ func run(ctx context.Context) error {
 		Hasher:  hasher,
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenClient},
-		Auditor: activation.SlogAuditor{Logger: logger},
 	})
 	if err != nil {
 		return err
 	}
+	stopAudit := st.Common.StartAuditPublisher(ctx, db, logger)
+	defer stopAudit()
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     activation.ServiceName,
 		Addr:     st.Common.Addr.Activation,
 		Logger:   logger,
 		Guard:    auth.NewGuard(st.Common.Verifier(tokenClient), rules, production),
-		Services: []string{activationgrpc.ServiceName},
-		Register: func(s *grpc.Server) { activationgrpc.Register(s, svc) },
-		Ready:    db.Ping,
+		Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},
+		Register: func(s *grpc.Server) {
+			activationgrpc.Register(s, svc)
+			auditgrpc.New(db).Register(s)
+		},
+		Ready: db.Ping,
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/audit"
 )
 
 // Sentinel errors a Store returns.
@@ -87,27 +89,31 @@ type SeedPatient struct {
 
 // Store keeps patients, devices, their activations and the hashes of their
 // authorisation codes. Implementations translate their driver errors into
-// ErrNotFound and ErrConflict.
+// ErrNotFound and ErrConflict. Every change is written with the audit
+// events that describe it, in one transaction.
 type Store interface {
 	// UnusedPatientActivation returns the patient's activation that is not
 	// completed (expired or not), or ErrNotFound.
 	UnusedPatientActivation(ctx context.Context, patientID string) (PatientActivation, error)
-	// CreatePatientActivation stores a new activation, creating the patient
-	// record when it does not exist. ErrConflict when the patient already
-	// has an unused activation or the code hash is taken.
-	CreatePatientActivation(ctx context.Context, a PatientActivation) error
+	// CreatePatientActivation stores a new activation and ev, creating the
+	// patient record when it does not exist. ErrConflict when the patient
+	// already has an unused activation or the code hash is taken.
+	CreatePatientActivation(ctx context.Context, a PatientActivation, ev audit.Event) error
 	// ReissuePatientActivation replaces the code and OTP hashes and the
 	// expiry of the unused activation a.ID and resets its attempts.
-	// ErrNotFound when it is gone or was completed meanwhile.
-	ReissuePatientActivation(ctx context.Context, a PatientActivation) error
+	// ErrNotFound when it is gone or was completed meanwhile. ev is stored
+	// with the change.
+	ReissuePatientActivation(ctx context.Context, a PatientActivation, ev audit.Event) error
 	// PatientActivationByCode finds an activation by its code hash.
 	PatientActivationByCode(ctx context.Context, codeHash []byte) (PatientActivation, error)
 	// RecordFailedAttempt adds one failed attempt unless the activation
-	// already has max; it reports whether the attempt was counted.
-	RecordFailedAttempt(ctx context.Context, activationID string, max int) (bool, error)
-	// CompletePatientActivation applies c in one transaction: ErrNotFound
-	// (and no change) when the activation no longer qualifies.
-	CompletePatientActivation(ctx context.Context, c PatientCompletion) error
+	// already has max, and stores ev; it reports whether the attempt was
+	// counted.
+	RecordFailedAttempt(ctx context.Context, activationID string, max int, ev audit.Event) (bool, error)
+	// CompletePatientActivation applies c and stores evs in one
+	// transaction: ErrNotFound (and no change) when the activation no
+	// longer qualifies.
+	CompletePatientActivation(ctx context.Context, c PatientCompletion, evs ...audit.Event) error
 	// CompletedPatientActivations lists the patient's completed
 	// activations, newest first (empty for an unknown patient).
 	CompletedPatientActivations(ctx context.Context, patientID string) ([]PatientActivation, error)
@@ -118,24 +124,28 @@ type Store interface {
 
 	// IssueDeviceActivation reissues the device's unused activation with
 	// a's code hash and expiry, or stores a as a new one (creating the
-	// device record), and returns what is stored. ErrConflict when the
-	// code hash is taken.
-	IssueDeviceActivation(ctx context.Context, a DeviceActivation) (DeviceActivation, error)
+	// device record), stores ev, and returns what is stored. ErrConflict
+	// when the code hash is taken.
+	IssueDeviceActivation(ctx context.Context, a DeviceActivation, ev audit.Event) (DeviceActivation, error)
 	// DeviceActivationByCode finds a device activation by its code hash.
 	DeviceActivationByCode(ctx context.Context, codeHash []byte) (DeviceActivation, error)
 	// CompleteDeviceActivation marks the activation completed if it is
 	// still unused and unexpired and replaces the device's authorisation
-	// code hash, in one transaction; ErrNotFound otherwise.
-	CompleteDeviceActivation(ctx context.Context, c DeviceCompletion) error
+	// code hash, and stores evs, in one transaction; ErrNotFound otherwise.
+	CompleteDeviceActivation(ctx context.Context, c DeviceCompletion, evs ...audit.Event) error
 	// DeviceAuthCodeHash returns the hash of the device's newest
 	// authorisation code: ErrNotFound for a device never seen, nil for a
 	// device never activated.
 	DeviceAuthCodeHash(ctx context.Context, deviceID string) ([]byte, error)
 
-	// DropData empties every table.
-	DropData(ctx context.Context) error
-	// ResetTestData empties every table, then stores the seed patients.
-	ResetTestData(ctx context.Context, seed []SeedPatient) error
+	// DropData empties every table (audit events are kept) and stores ev.
+	DropData(ctx context.Context, ev audit.Event) error
+	// ResetTestData empties every table, then stores the seed patients
+	// and ev.
+	ResetTestData(ctx context.Context, seed []SeedPatient, ev audit.Event) error
+	// Record stores events of decisions that change nothing else
+	// (refusals, tokens handed out), in a transaction of their own.
+	Record(ctx context.Context, evs ...audit.Event) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 }

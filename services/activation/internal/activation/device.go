@@ -8,6 +8,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/google/uuid"
 )
@@ -66,7 +67,7 @@ func (s *Service) CreateDeviceActivation(ctx context.Context, deviceID, actor st
 			CodeHash:  s.deviceCodeHash(code),
 			ExpiresAt: expires,
 			Audit:     Audit{Created: now, CreatedBy: actor, Modified: now, ModifiedBy: actor},
-		})
+		}, event(ctx, audit.TypeDeviceActivationCreated, deviceID, audit.Data{"device_id": deviceID, "expires_at": apitime.Format(expires)}))
 		if errors.Is(err, ErrConflict) {
 			// The code is in use, or a concurrent request created the
 			// device's activation: try again with a new code.
@@ -90,13 +91,20 @@ func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (De
 	}
 	a, err := s.store.DeviceActivationByCode(ctx, s.deviceCodeHash(code))
 	if errors.Is(err, ErrNotFound) {
-		return DeviceValidation{}, errActivationNotFound()
+		return DeviceValidation{}, s.refuse(ctx, failure(ctx, audit.TypeDeviceActivationFailed, "", ReasonUnknownCode, nil), errActivationNotFound())
 	} else if err != nil {
 		return DeviceValidation{}, storeErr(err)
 	}
 	now := s.clock()
-	if a.Completed != nil || !a.ExpiresAt.After(now) {
-		return DeviceValidation{}, errActivationNotFound()
+	data := audit.Data{"device_id": a.DeviceID, "activation_id": a.ID}
+	fail := func(reason string) error {
+		return s.refuse(ctx, failure(ctx, audit.TypeDeviceActivationFailed, a.DeviceID, reason, data), errActivationNotFound())
+	}
+	switch {
+	case a.Completed != nil:
+		return DeviceValidation{}, fail(ReasonUsed)
+	case !a.ExpiresAt.After(now):
+		return DeviceValidation{}, fail(ReasonExpired)
 	}
 	authCode, err := secret.Random(secret.URLSafe, AuthCodeLength)
 	if err != nil {
@@ -108,9 +116,12 @@ func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (De
 		Now:          now,
 		AuthCodeHash: s.authCodeHash(a.DeviceID, authCode),
 		Actor:        ServiceName,
-	})
+	},
+		asActor(event(ctx, audit.TypeDeviceActivationValidated, a.DeviceID, data), a.DeviceID),
+		asActor(event(ctx, audit.TypeAuthorisationCodeIssued, a.DeviceID, audit.Data{"device_id": a.DeviceID}), a.DeviceID),
+	)
 	if errors.Is(err, ErrNotFound) {
-		return DeviceValidation{}, errActivationNotFound()
+		return DeviceValidation{}, fail(ReasonNoLongerValid)
 	} else if err != nil {
 		return DeviceValidation{}, storeErr(err)
 	}
@@ -127,9 +138,9 @@ func (s *Service) GetDeviceJwt(ctx context.Context, deviceID, authCode string) (
 	if err := checkAuthHeader(authCode); err != nil {
 		return "", err
 	}
+	data := audit.Data{"device_id": deviceID}
 	deny := func(reason string) error {
-		s.audit.Audit(ctx, EventDeviceAuthFailed, map[string]any{"device_id": deviceID, "reason": reason})
-		return apperr.PermissionDenied(errDeviceAuthMessage)
+		return s.refuse(ctx, failure(ctx, EventDeviceAuthFailed, deviceID, reason, data), apperr.PermissionDenied(errDeviceAuthMessage))
 	}
 	dev, err := s.devices.GetDevice(ctx, deviceID)
 	if errors.Is(err, ErrDeviceNotFound) {
@@ -155,6 +166,9 @@ func (s *Service) GetDeviceJwt(ctx context.Context, deviceID, authCode string) (
 	if err != nil {
 		return "", err
 	}
-	s.audit.Audit(ctx, EventDeviceAuthSuccess, map[string]any{"device_id": deviceID})
+	// No token leaves unless its hand-out is recorded.
+	if err := s.store.Record(ctx, asActor(event(ctx, EventDeviceAuthSuccess, deviceID, data), deviceID)); err != nil {
+		return "", storeErr(err)
+	}
 	return jwt, nil
 }

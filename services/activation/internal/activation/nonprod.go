@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/google/uuid"
@@ -129,7 +130,7 @@ func (s *Service) DropData(ctx context.Context) error {
 	if err := s.dropAllowed(); err != nil {
 		return err
 	}
-	return storeErr(s.store.DropData(ctx))
+	return storeErr(s.store.DropData(ctx, event(ctx, audit.TypeDataDropped, "", nil)))
 }
 
 // ResetTestData empties every table, then gives patients "1".."10" a
@@ -163,5 +164,5 @@ func (s *Service) ResetTestData(ctx context.Context, actor string) error {
 			AuthCodeHash: s.authCodeHash(id, id),
 		})
 	}
-	return storeErr(s.store.ResetTestData(ctx, seed))
+	return storeErr(s.store.ResetTestData(ctx, seed, event(ctx, audit.TypeTestDataReset, "", audit.Data{"patients": TestPatients})))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/google/uuid"
 )
@@ -45,6 +46,19 @@ type PatientValidation struct {
 	AuthorisationCode string
 	PatientID         string
 }
+
+// Reasons recorded in patient activation and patient auth failures (never
+// told to the caller, who always gets the same 404).
+const (
+	ReasonUnknownCode           = "unknown activation code"
+	ReasonUsed                  = "activation already used"
+	ReasonExpired               = "activation expired"
+	ReasonLocked                = "too many failed attempts"
+	ReasonWrongOTP              = "wrong otp"
+	ReasonNoLongerValid         = "activation no longer valid"
+	ReasonUnknownPatient        = "unknown patient"
+	ReasonPatientNeverActivated = "patient never activated"
+)
 
 // errActivationNotFound is the one answer for every failed validation, so
 // that nothing tells an unknown code from a used, expired or locked one or
@@ -107,10 +121,13 @@ func (s *Service) CreatePatientActivation(ctx context.Context, patientID, actor 
 		a.OTPHash = s.otpHash(a.ID, otp)
 		a.Attempts = 0
 		a.ExpiresAt = expires
+		ev := event(ctx, audit.TypePatientActivationCreated, patientID, audit.Data{
+			"patient_id": patientID, "activation_id": a.ID, "reissued": !fresh, "expires_at": apitime.Format(expires),
+		})
 		if fresh {
-			err = s.store.CreatePatientActivation(ctx, a)
+			err = s.store.CreatePatientActivation(ctx, a, ev)
 		} else {
-			err = s.store.ReissuePatientActivation(ctx, a)
+			err = s.store.ReissuePatientActivation(ctx, a, ev)
 		}
 		switch {
 		case err == nil:
@@ -143,17 +160,26 @@ func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp strin
 	}
 	a, err := s.store.PatientActivationByCode(ctx, s.activationCodeHash(code))
 	if errors.Is(err, ErrNotFound) {
-		return PatientValidation{}, errActivationNotFound()
+		return PatientValidation{}, s.refuse(ctx, failure(ctx, audit.TypePatientActivationFailed, "", ReasonUnknownCode, nil), errActivationNotFound())
 	} else if err != nil {
 		return PatientValidation{}, storeErr(err)
 	}
 	now := s.clock()
-	if a.Completed != nil || !a.ExpiresAt.After(now) || a.Attempts >= s.cfg.MaxAttempts {
-		return PatientValidation{}, errActivationNotFound()
+	data := audit.Data{"patient_id": a.PatientID, "activation_id": a.ID}
+	fail := func(reason string) audit.Event {
+		return failure(ctx, audit.TypePatientActivationFailed, a.PatientID, reason, data)
+	}
+	switch {
+	case a.Completed != nil:
+		return PatientValidation{}, s.refuse(ctx, fail(ReasonUsed), errActivationNotFound())
+	case !a.ExpiresAt.After(now):
+		return PatientValidation{}, s.refuse(ctx, fail(ReasonExpired), errActivationNotFound())
+	case a.Attempts >= s.cfg.MaxAttempts:
+		return PatientValidation{}, s.refuse(ctx, fail(ReasonLocked), errActivationNotFound())
 	}
 	given := s.otpHash(a.ID, otp)
 	if !secret.Equal(given, a.OTPHash) {
-		if _, err := s.store.RecordFailedAttempt(ctx, a.ID, s.cfg.MaxAttempts); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := s.store.RecordFailedAttempt(ctx, a.ID, s.cfg.MaxAttempts, fail(ReasonWrongOTP)); err != nil && !errors.Is(err, ErrNotFound) {
 			return PatientValidation{}, storeErr(err)
 		}
 		return PatientValidation{}, errActivationNotFound()
@@ -170,9 +196,12 @@ func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp strin
 		Now:          now,
 		AuthCodeHash: s.authCodeHash(a.PatientID, authCode),
 		Actor:        ServiceName,
-	})
+	},
+		asActor(event(ctx, audit.TypePatientActivationValidated, a.PatientID, data), a.PatientID),
+		asActor(event(ctx, audit.TypeAuthorisationCodeIssued, a.PatientID, audit.Data{"patient_id": a.PatientID}), a.PatientID),
+	)
 	if errors.Is(err, ErrNotFound) {
-		return PatientValidation{}, errActivationNotFound()
+		return PatientValidation{}, s.refuse(ctx, fail(ReasonNoLongerValid), errActivationNotFound())
 	} else if err != nil {
 		return PatientValidation{}, storeErr(err)
 	}
@@ -201,18 +230,32 @@ func (s *Service) GetPatientJwt(ctx context.Context, patientID, authCode string)
 	if err := checkAuthHeader(authCode); err != nil {
 		return "", err
 	}
+	data := audit.Data{"patient_id": patientID}
+	deny := func(reason string) error {
+		return s.refuse(ctx, failure(ctx, audit.TypePatientAuthFailed, patientID, reason, data), errPatientCodeNotFound())
+	}
 	if !s.isStaticPatient(patientID, authCode) {
 		stored, err := s.store.PatientAuthCodeHash(ctx, patientID)
-		if errors.Is(err, ErrNotFound) {
-			return "", errPatientCodeNotFound()
-		} else if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return "", deny(ReasonUnknownPatient)
+		case err != nil:
 			return "", storeErr(err)
-		}
-		if stored == nil || !secret.Equal(s.authCodeHash(patientID, authCode), stored) {
-			return "", errPatientCodeNotFound()
+		case stored == nil:
+			return "", deny(ReasonPatientNeverActivated)
+		case !secret.Equal(s.authCodeHash(patientID, authCode), stored):
+			return "", deny(ReasonWrongCode)
 		}
 	}
-	return s.tokens.IssueToken(ctx, PatientToken, patientID)
+	jwt, err := s.tokens.IssueToken(ctx, PatientToken, patientID)
+	if err != nil {
+		return "", err
+	}
+	// No token leaves unless its hand-out is recorded.
+	if err := s.store.Record(ctx, asActor(event(ctx, audit.TypePatientAuthSuccess, patientID, data), patientID)); err != nil {
+		return "", storeErr(err)
+	}
+	return jwt, nil
 }
 
 // checkAuthHeader validates the x-authorisation-code value.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/validate"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 )
 
@@ -83,27 +83,37 @@ type Tokens interface {
 	IssueToken(ctx context.Context, kind TokenKind, subjectID string) (string, error)
 }
 
-// Auditor records audit events. event_data carries ids and reasons, never
-// secrets.
-type Auditor interface {
-	Audit(ctx context.Context, eventType string, data map[string]any)
-}
-
-// Audit event types.
+// Audit event types of device sign-in (the contract's).
 const (
-	EventDeviceAuthSuccess = "SEND entry device auth success"
-	EventDeviceAuthFailed  = "SEND entry device auth failed"
+	EventDeviceAuthSuccess = audit.TypeDeviceAuthSuccess
+	EventDeviceAuthFailed  = audit.TypeDeviceAuthFailed
 )
 
-// SlogAuditor writes audit events as INFO log lines with audit=true.
-type SlogAuditor struct{ Logger *slog.Logger }
+// event returns an audit event the activation service records about
+// subject (the caller in ctx is the actor).
+func event(ctx context.Context, typ, subject string, data audit.Data) audit.Event {
+	return audit.New(ctx, ServiceName, typ, subject, data)
+}
 
-// Audit implements Auditor.
-func (a SlogAuditor) Audit(ctx context.Context, eventType string, data map[string]any) {
-	a.Logger.LogAttrs(ctx, slog.LevelInfo, "audit event",
-		slog.Bool("audit", true),
-		slog.String("event_type", eventType),
-		slog.Any("event_data", data))
+// failure returns a refusal's audit event.
+func failure(ctx context.Context, typ, subject, reason string, data audit.Data) audit.Event {
+	return audit.NewFailure(ctx, ServiceName, typ, subject, reason, data)
+}
+
+// asActor returns e with actor set: the caller of a public RPC proved who
+// it is with a secret (an activation code and OTP, an authorisation code).
+func asActor(e audit.Event, actor string) audit.Event {
+	e.Actor = actor
+	return e
+}
+
+// refuse records a refusal in a transaction of its own and returns the
+// refusal, or the error that kept the event from being recorded.
+func (s *Service) refuse(ctx context.Context, ev audit.Event, refusal error) error {
+	if err := s.store.Record(ctx, ev); err != nil {
+		return storeErr(err)
+	}
+	return refusal
 }
 
 // Service applies the activation rules.
@@ -112,7 +122,6 @@ type Service struct {
 	hasher  *secret.Hasher
 	devices Devices
 	tokens  Tokens
-	audit   Auditor
 	cfg     Config
 	now     func() time.Time
 }
@@ -123,15 +132,14 @@ type Deps struct {
 	Hasher  *secret.Hasher
 	Devices Devices
 	Tokens  Tokens
-	Auditor Auditor
 	// Now is the clock (default apitime.Now).
 	Now func() time.Time
 }
 
 // NewService returns a Service.
 func NewService(cfg Config, d Deps) (*Service, error) {
-	if d.Store == nil || d.Hasher == nil || d.Devices == nil || d.Tokens == nil || d.Auditor == nil {
-		return nil, errors.New("activation: store, hasher, devices, tokens and auditor are required")
+	if d.Store == nil || d.Hasher == nil || d.Devices == nil || d.Tokens == nil {
+		return nil, errors.New("activation: store, hasher, devices and tokens are required")
 	}
 	if cfg.OTPLength < 1 || cfg.ActivationCodeLength < 1 || cfg.DeviceCodeLength < 1 || cfg.MaxAttempts < 1 || cfg.ExpiryDays < 0 {
 		return nil, fmt.Errorf("activation: invalid config %+v", cfg)
@@ -139,7 +147,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = apitime.Now
 	}
-	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, audit: d.Auditor, cfg: cfg, now: d.Now}, nil
+	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, cfg: cfg, now: d.Now}, nil
 }
 
 // Ping reports whether the store answers (readiness).

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
@@ -94,7 +96,7 @@ func completion(a activation.PatientActivation, now time.Time, authHash []byte) 
 
 func mustCreate(t *testing.T, s *activationdb.Store, a activation.PatientActivation) {
 	t.Helper()
-	if err := s.CreatePatientActivation(context.Background(), a); err != nil {
+	if err := s.CreatePatientActivation(context.Background(), a, ev("patient activation created")); err != nil {
 		t.Fatalf("CreatePatientActivation: %v", err)
 	}
 }
@@ -148,13 +150,13 @@ func testPatientActivationConflicts(t *testing.T, s *activationdb.Store) {
 	mustCreate(t, s, a)
 	// A second unused activation for the same patient.
 	b := newPatientActivation(t, a.PatientID, now)
-	if err := s.CreatePatientActivation(context.Background(), b); !errors.Is(err, activation.ErrConflict) {
+	if err := s.CreatePatientActivation(context.Background(), b, ev("patient activation created")); !errors.Is(err, activation.ErrConflict) {
 		t.Fatalf("second unused activation: got %v, want ErrConflict", err)
 	}
 	// The same code hash for another patient.
 	c := newPatientActivation(t, "patient-"+uuid.NewString(), now)
 	c.CodeHash = a.CodeHash
-	if err := s.CreatePatientActivation(context.Background(), c); !errors.Is(err, activation.ErrConflict) {
+	if err := s.CreatePatientActivation(context.Background(), c, ev("patient activation created")); !errors.Is(err, activation.ErrConflict) {
 		t.Fatalf("duplicate code hash: got %v, want ErrConflict", err)
 	}
 	// Nothing of the failed creations remains.
@@ -172,7 +174,7 @@ func testReissuePatientActivation(t *testing.T, s *activationdb.Store) {
 	a := newPatientActivation(t, "patient-"+uuid.NewString(), now)
 	mustCreate(t, s, a)
 	for range 3 {
-		if _, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts); err != nil {
+		if _, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts, ev("patient activation failed")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,7 +183,7 @@ func testReissuePatientActivation(t *testing.T, s *activationdb.Store) {
 	re.OTPHash = randomHash(t)
 	re.ExpiresAt = apitime.EndOfNthDay(later, 5)
 	re.Modified, re.ModifiedBy = later, "someone"
-	if err := s.ReissuePatientActivation(ctx, re); err != nil {
+	if err := s.ReissuePatientActivation(ctx, re, ev("patient activation created")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.UnusedPatientActivation(ctx, a.PatientID)
@@ -196,18 +198,18 @@ func testReissuePatientActivation(t *testing.T, s *activationdb.Store) {
 	mustCreate(t, s, other)
 	clash := re
 	clash.CodeHash = other.CodeHash
-	if err := s.ReissuePatientActivation(ctx, clash); !errors.Is(err, activation.ErrConflict) {
+	if err := s.ReissuePatientActivation(ctx, clash, ev("patient activation created")); !errors.Is(err, activation.ErrConflict) {
 		t.Fatalf("reissue with a taken code hash: got %v, want ErrConflict", err)
 	}
 
 	unknown := newPatientActivation(t, a.PatientID, now)
-	if err := s.ReissuePatientActivation(ctx, unknown); !errors.Is(err, activation.ErrNotFound) {
+	if err := s.ReissuePatientActivation(ctx, unknown, ev("patient activation created")); !errors.Is(err, activation.ErrNotFound) {
 		t.Fatalf("reissue of unknown id: got %v, want ErrNotFound", err)
 	}
 	if err := s.CompletePatientActivation(ctx, completion(re, later, randomHash(t))); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReissuePatientActivation(ctx, re); !errors.Is(err, activation.ErrNotFound) {
+	if err := s.ReissuePatientActivation(ctx, re, ev("patient activation created")); !errors.Is(err, activation.ErrNotFound) {
 		t.Fatalf("reissue of completed: got %v, want ErrNotFound", err)
 	}
 }
@@ -217,12 +219,12 @@ func testRecordFailedAttempt(t *testing.T, s *activationdb.Store) {
 	a := newPatientActivation(t, "patient-"+uuid.NewString(), apitime.Now())
 	mustCreate(t, s, a)
 	for i := 1; i <= maxAttempts; i++ {
-		counted, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts)
+		counted, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts, ev("patient activation failed"))
 		if err != nil || !counted {
 			t.Fatalf("attempt %d: counted=%v err=%v", i, counted, err)
 		}
 	}
-	counted, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts)
+	counted, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts, ev("patient activation failed"))
 	if err != nil || counted {
 		t.Fatalf("attempt past max: counted=%v err=%v", counted, err)
 	}
@@ -230,7 +232,7 @@ func testRecordFailedAttempt(t *testing.T, s *activationdb.Store) {
 	if err != nil || got.Attempts != maxAttempts {
 		t.Fatalf("attempts = %d, %v; want %d", got.Attempts, err, maxAttempts)
 	}
-	counted, err = s.RecordFailedAttempt(ctx, uuid.NewString(), maxAttempts)
+	counted, err = s.RecordFailedAttempt(ctx, uuid.NewString(), maxAttempts, ev("patient activation failed"))
 	if err != nil || counted {
 		t.Fatalf("unknown activation: counted=%v err=%v", counted, err)
 	}
@@ -360,7 +362,7 @@ func testIssueDeviceActivation(t *testing.T, s *activationdb.Store) {
 		t.Fatalf("unknown device: got %v, want ErrNotFound", err)
 	}
 	a := newDeviceActivation(t, device, now)
-	got, err := s.IssueDeviceActivation(ctx, a)
+	got, err := s.IssueDeviceActivation(ctx, a, ev("device activation created"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +381,7 @@ func testIssueDeviceActivation(t *testing.T, s *activationdb.Store) {
 	later := now.Add(time.Hour)
 	b := newDeviceActivation(t, device, later)
 	b.ExpiresAt = apitime.EndOfNthDay(later, 6)
-	got, err = s.IssueDeviceActivation(ctx, b)
+	got, err = s.IssueDeviceActivation(ctx, b, ev("device activation created"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,18 +396,18 @@ func testIssueDeviceActivation(t *testing.T, s *activationdb.Store) {
 	// reissued activation alike.
 	other := newDeviceActivation(t, "device-"+uuid.NewString(), now)
 	other.CodeHash = b.CodeHash
-	if _, err := s.IssueDeviceActivation(ctx, other); !errors.Is(err, activation.ErrConflict) {
+	if _, err := s.IssueDeviceActivation(ctx, other, ev("device activation created")); !errors.Is(err, activation.ErrConflict) {
 		t.Fatalf("taken code hash (new): got %v, want ErrConflict", err)
 	}
 	if _, err := s.DeviceAuthCodeHash(ctx, other.DeviceID); !errors.Is(err, activation.ErrNotFound) {
 		t.Fatalf("failed issue left a device: %v", err)
 	}
 	third := newDeviceActivation(t, "device-"+uuid.NewString(), now)
-	if _, err := s.IssueDeviceActivation(ctx, third); err != nil {
+	if _, err := s.IssueDeviceActivation(ctx, third, ev("device activation created")); err != nil {
 		t.Fatal(err)
 	}
 	third.CodeHash = b.CodeHash
-	if _, err := s.IssueDeviceActivation(ctx, third); !errors.Is(err, activation.ErrConflict) {
+	if _, err := s.IssueDeviceActivation(ctx, third, ev("device activation created")); !errors.Is(err, activation.ErrConflict) {
 		t.Fatalf("taken code hash (reissue): got %v, want ErrConflict", err)
 	}
 
@@ -414,7 +416,7 @@ func testIssueDeviceActivation(t *testing.T, s *activationdb.Store) {
 		t.Fatal(err)
 	}
 	c := newDeviceActivation(t, device, later)
-	got, err = s.IssueDeviceActivation(ctx, c)
+	got, err = s.IssueDeviceActivation(ctx, c, ev("device activation created"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func testCompleteDeviceActivation(t *testing.T, s *activationdb.Store) {
 	now := apitime.Now()
 	device := "device-" + uuid.NewString()
 	a := newDeviceActivation(t, device, now)
-	if _, err := s.IssueDeviceActivation(ctx, a); err != nil {
+	if _, err := s.IssueDeviceActivation(ctx, a, ev("device activation created")); err != nil {
 		t.Fatal(err)
 	}
 	auth := randomHash(t)
@@ -519,7 +521,7 @@ func testConcurrentFailedAttempts(t *testing.T, s *activationdb.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ok, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts)
+			ok, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts, ev("patient activation failed"))
 			if err != nil {
 				t.Errorf("RecordFailedAttempt: %v", err)
 			}
@@ -548,7 +550,7 @@ func testConcurrentDeviceCompletion(t *testing.T, s *activationdb.Store) {
 	ctx := context.Background()
 	now := apitime.Now()
 	a := newDeviceActivation(t, "device-"+uuid.NewString(), now)
-	if _, err := s.IssueDeviceActivation(ctx, a); err != nil {
+	if _, err := s.IssueDeviceActivation(ctx, a, ev("device activation created")); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -594,7 +596,7 @@ func testConcurrentCreate(t *testing.T, s *activationdb.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			err := s.CreatePatientActivation(ctx, a)
+			err := s.CreatePatientActivation(ctx, a, ev("patient activation created"))
 			switch {
 			case err == nil:
 				mu.Lock()
@@ -624,10 +626,10 @@ func testDropData(t *testing.T, s *activationdb.Store) {
 	a := newPatientActivation(t, "patient-"+uuid.NewString(), now)
 	mustCreate(t, s, a)
 	d := newDeviceActivation(t, "device-"+uuid.NewString(), now)
-	if _, err := s.IssueDeviceActivation(ctx, d); err != nil {
+	if _, err := s.IssueDeviceActivation(ctx, d, ev("device activation created")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DropData(ctx); err != nil {
+	if err := s.DropData(ctx, ev("data dropped")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PatientActivationByCode(ctx, a.CodeHash); !errors.Is(err, activation.ErrNotFound) {
@@ -642,7 +644,7 @@ func testDropData(t *testing.T, s *activationdb.Store) {
 	if _, err := s.DeviceAuthCodeHash(ctx, d.DeviceID); !errors.Is(err, activation.ErrNotFound) {
 		t.Fatalf("device survived: %v", err)
 	}
-	if err := s.DropData(ctx); err != nil {
+	if err := s.DropData(ctx, ev("data dropped")); err != nil {
 		t.Fatalf("dropping an empty store: %v", err)
 	}
 }
@@ -660,7 +662,7 @@ func testResetTestData(t *testing.T, s *activationdb.Store) {
 		seed = append(seed, activation.SeedPatient{PatientID: id, Activation: a, AuthCodeHash: randomHash(t)})
 	}
 	for range 2 { // twice: a reset of a reset store works too
-		if err := s.ResetTestData(ctx, seed); err != nil {
+		if err := s.ResetTestData(ctx, seed, ev("test data reset")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -676,4 +678,69 @@ func testResetTestData(t *testing.T, s *activationdb.Store) {
 			t.Fatalf("patient %s activations: %+v, %v", p.PatientID, list, err)
 		}
 	}
+}
+
+// ev is an event the activation service would record.
+func ev(typ string) audit.Event {
+	return audit.New(context.Background(), "activation", typ, "s", nil)
+}
+
+// TestEventsWithChanges checks that changes are stored with their events,
+// that a change that does not happen stores none, and that refusals are
+// recorded on their own.
+func TestEventsWithChanges(t *testing.T) {
+	storagetest.Each(t, activationdb.Migrations(), func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		s := activationdb.New(db)
+		now := apitime.Now()
+		subjectEvent := func(typ, subject string) audit.Event {
+			return audit.New(ctx, "activation", typ, subject, nil)
+		}
+		a := newPatientActivation(t, "p1", now)
+		if err := s.CreatePatientActivation(ctx, a, subjectEvent(audit.TypePatientActivationCreated, "p1")); err != nil {
+			t.Fatal(err)
+		}
+		wrong := completion(a, now, randomHash(t))
+		wrong.OTPHash = randomHash(t)
+		if err := s.CompletePatientActivation(ctx, wrong, subjectEvent(audit.TypePatientActivationValidated, "p1")); !errors.Is(err, activation.ErrNotFound) {
+			t.Fatalf("complete with a wrong OTP hash: %v", err)
+		}
+		if _, err := s.RecordFailedAttempt(ctx, a.ID, maxAttempts, subjectEvent(audit.TypePatientActivationFailed, "p1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CompletePatientActivation(ctx, completion(a, now, randomHash(t)),
+			subjectEvent(audit.TypePatientActivationValidated, "p1"), subjectEvent(audit.TypeAuthorisationCodeIssued, "p1")); err != nil {
+			t.Fatal(err)
+		}
+		d := newDeviceActivation(t, "d1", now)
+		if _, err := s.IssueDeviceActivation(ctx, d, subjectEvent(audit.TypeDeviceActivationCreated, "d1")); err != nil {
+			t.Fatal(err)
+		}
+		d2 := newDeviceActivation(t, "d1", now)
+		if _, err := s.IssueDeviceActivation(ctx, d2, subjectEvent(audit.TypeDeviceActivationCreated, "d1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Record(ctx, subjectEvent(audit.TypeDeviceAuthFailed, "d1")); err != nil {
+			t.Fatal(err)
+		}
+		p, err := audit.List(ctx, db, audit.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range p.Events {
+			got = append(got, e.Type+" "+e.Subject)
+		}
+		want := []string{"patient activation created p1", "patient activation failed p1", "patient activation validated p1",
+			"authorisation code issued p1", "device activation created d1", "device activation created d1", "SEND entry device auth failed d1"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+		// The device activation events name the stored activation: the
+		// second issue reissued the first.
+		first, second := p.Events[4].Data, p.Events[5].Data
+		if first["activation_id"] != d.ID || first["reissued"] != false || second["activation_id"] != d.ID || second["reissued"] != true {
+			t.Fatalf("device activation event data %v, %v", first, second)
+		}
+	})
 }

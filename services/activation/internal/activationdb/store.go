@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
 )
@@ -25,7 +26,7 @@ func Migrations() storage.Migrations {
 	if err != nil {
 		panic(err)
 	}
-	return storage.Migrations{Postgres: pg, SQLite: lite}
+	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
 }
 
 // Store implements activation.Store on a storage.DB (either backend).
@@ -116,29 +117,34 @@ func insertPatientActivation(ctx context.Context, q storage.Querier, a activatio
 }
 
 // CreatePatientActivation implements activation.Store.
-func (s *Store) CreatePatientActivation(ctx context.Context, a activation.PatientActivation) error {
+func (s *Store) CreatePatientActivation(ctx context.Context, a activation.PatientActivation, ev audit.Event) error {
 	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
 		if err := ensurePatient(ctx, q, a.PatientID, a.Created, a.CreatedBy); err != nil {
 			return err
 		}
-		return insertPatientActivation(ctx, q, a)
+		if err := insertPatientActivation(ctx, q, a); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
 	}))
 }
 
 // ReissuePatientActivation implements activation.Store.
-func (s *Store) ReissuePatientActivation(ctx context.Context, a activation.PatientActivation) error {
-	n, err := s.db.Exec(ctx,
-		`UPDATE patient_activation
-		 SET code_hash = $2, otp_hash = $3, attempts = 0, expires_at = $4, modified = $5, modified_by = $6
-		 WHERE id = $1 AND completed IS NULL`,
-		a.ID, a.CodeHash, a.OTPHash, a.ExpiresAt, a.Modified, a.ModifiedBy)
-	if err != nil {
-		return translate(err)
-	}
-	if n == 0 {
-		return activation.ErrNotFound
-	}
-	return nil
+func (s *Store) ReissuePatientActivation(ctx context.Context, a activation.PatientActivation, ev audit.Event) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		n, err := q.Exec(ctx,
+			`UPDATE patient_activation
+			 SET code_hash = $2, otp_hash = $3, attempts = 0, expires_at = $4, modified = $5, modified_by = $6
+			 WHERE id = $1 AND completed IS NULL`,
+			a.ID, a.CodeHash, a.OTPHash, a.ExpiresAt, a.Modified, a.ModifiedBy)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return activation.ErrNotFound
+		}
+		return audit.Record(ctx, q, ev)
+	}))
 }
 
 // PatientActivationByCode implements activation.Store.
@@ -150,21 +156,29 @@ func (s *Store) PatientActivationByCode(ctx context.Context, codeHash []byte) (a
 // RecordFailedAttempt implements activation.Store. The condition is
 // evaluated by the database on the current row, so concurrent failures
 // never push the count past max.
-func (s *Store) RecordFailedAttempt(ctx context.Context, activationID string, max int) (bool, error) {
-	n, err := s.db.Exec(ctx,
-		`UPDATE patient_activation SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2`,
-		activationID, max)
+func (s *Store) RecordFailedAttempt(ctx context.Context, activationID string, max int, ev audit.Event) (bool, error) {
+	var counted bool
+	err := s.db.Tx(ctx, func(q storage.Querier) error {
+		n, err := q.Exec(ctx,
+			`UPDATE patient_activation SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2`,
+			activationID, max)
+		if err != nil {
+			return err
+		}
+		counted = n == 1
+		return audit.Record(ctx, q, ev)
+	})
 	if err != nil {
 		return false, translate(err)
 	}
-	return n == 1, nil
+	return counted, nil
 }
 
 // CompletePatientActivation implements activation.Store. The conditional
 // update is what makes concurrent validations safe: only one of them finds
 // the row still unused, and the authorisation code is written in the same
 // transaction.
-func (s *Store) CompletePatientActivation(ctx context.Context, c activation.PatientCompletion) error {
+func (s *Store) CompletePatientActivation(ctx context.Context, c activation.PatientCompletion, evs ...audit.Event) error {
 	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
 		n, err := q.Exec(ctx,
 			`UPDATE patient_activation SET completed = $2, modified = $3, modified_by = $4
@@ -185,7 +199,7 @@ func (s *Store) CompletePatientActivation(ctx context.Context, c activation.Pati
 		if n == 0 {
 			return activation.ErrNotFound
 		}
-		return nil
+		return audit.Record(ctx, q, evs...)
 	}))
 }
 
@@ -220,7 +234,7 @@ func (s *Store) PatientAuthCodeHash(ctx context.Context, patientID string) ([]by
 }
 
 // IssueDeviceActivation implements activation.Store.
-func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceActivation) (activation.DeviceActivation, error) {
+func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceActivation, ev audit.Event) (activation.DeviceActivation, error) {
 	var out activation.DeviceActivation
 	err := s.db.Tx(ctx, func(q storage.Querier) error {
 		var err error
@@ -229,6 +243,10 @@ func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceAc
 			 WHERE device_id = $1 AND completed IS NULL
 			 RETURNING `+deviceActivationColumns,
 			a.DeviceID, a.CodeHash, a.ExpiresAt, a.Modified, a.ModifiedBy))
+		if err == nil {
+			ev.Data = withActivation(ev.Data, out.ID, true)
+			return audit.Record(ctx, q, ev)
+		}
 		if !errors.Is(err, activation.ErrNotFound) {
 			return err
 		}
@@ -246,7 +264,8 @@ func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceAc
 			return err
 		}
 		out = a
-		return nil
+		ev.Data = withActivation(ev.Data, a.ID, false)
+		return audit.Record(ctx, q, ev)
 	})
 	if err != nil {
 		return activation.DeviceActivation{}, translate(err)
@@ -261,7 +280,7 @@ func (s *Store) DeviceActivationByCode(ctx context.Context, codeHash []byte) (ac
 }
 
 // CompleteDeviceActivation implements activation.Store.
-func (s *Store) CompleteDeviceActivation(ctx context.Context, c activation.DeviceCompletion) error {
+func (s *Store) CompleteDeviceActivation(ctx context.Context, c activation.DeviceCompletion, evs ...audit.Event) error {
 	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
 		n, err := q.Exec(ctx,
 			`UPDATE device_activation SET completed = $2, modified = $3, modified_by = $4
@@ -282,7 +301,7 @@ func (s *Store) CompleteDeviceActivation(ctx context.Context, c activation.Devic
 		if n == 0 {
 			return activation.ErrNotFound
 		}
-		return nil
+		return audit.Record(ctx, q, evs...)
 	}))
 }
 
@@ -308,12 +327,17 @@ func dropAll(ctx context.Context, q storage.Querier) error {
 }
 
 // DropData implements activation.Store.
-func (s *Store) DropData(ctx context.Context) error {
-	return translate(s.db.Tx(ctx, func(q storage.Querier) error { return dropAll(ctx, q) }))
+func (s *Store) DropData(ctx context.Context, ev audit.Event) error {
+	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
+		if err := dropAll(ctx, q); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	}))
 }
 
 // ResetTestData implements activation.Store.
-func (s *Store) ResetTestData(ctx context.Context, seed []activation.SeedPatient) error {
+func (s *Store) ResetTestData(ctx context.Context, seed []activation.SeedPatient, ev audit.Event) error {
 	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
 		if err := dropAll(ctx, q); err != nil {
 			return err
@@ -330,8 +354,23 @@ func (s *Store) ResetTestData(ctx context.Context, seed []activation.SeedPatient
 				return err
 			}
 		}
-		return nil
+		return audit.Record(ctx, q, ev)
 	}))
+}
+
+// Record implements activation.Store.
+func (s *Store) Record(ctx context.Context, evs ...audit.Event) error {
+	return translate(audit.RecordTx(ctx, s.db, evs...))
+}
+
+// withActivation adds the stored activation's id, and whether it was
+// reissued, to an event's data.
+func withActivation(d audit.Data, id string, reissued bool) audit.Data {
+	out := audit.Data{"activation_id": id, "reissued": reissued}
+	for k, v := range d {
+		out[k] = v
+	}
+	return out
 }
 
 // Ping implements activation.Store.

@@ -15,6 +15,8 @@ import (
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
@@ -259,7 +261,6 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 		Hasher:  e.hasher,
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenv1.NewTokenServiceClient(tokenConn)},
-		Auditor: activation.SlogAuditor{Logger: logger},
 		Now:     e.clock.Now,
 	})
 	if err != nil {
@@ -276,12 +277,15 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Serve(ctx, service.ServerOptions{
-			Name:            "activation",
-			Addr:            "127.0.0.1:0",
-			Logger:          logger,
-			Guard:           auth.NewGuard(verifier, rules, o.production),
-			Services:        []string{activationgrpc.ServiceName},
-			Register:        func(s *grpc.Server) { activationgrpc.Register(s, svc) },
+			Name:     "activation",
+			Addr:     "127.0.0.1:0",
+			Logger:   logger,
+			Guard:    auth.NewGuard(verifier, rules, o.production),
+			Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},
+			Register: func(s *grpc.Server) {
+				activationgrpc.Register(s, svc)
+				auditgrpc.New(db).Register(s)
+			},
 			Ready:           svc.Ping,
 			ShutdownTimeout: 2 * time.Second,
 			Listening:       func(a net.Addr) { addrc <- a.String() },
@@ -429,12 +433,17 @@ func parseClaims(t testing.TB, tok string) map[string]any {
 	return c
 }
 
-// auditEvents returns the audit lines logged so far.
-func (e *env) auditEvents() []string {
-	var out []string
-	for _, line := range strings.Split(e.logs.String(), "\n") {
-		if strings.Contains(line, `"audit":true`) {
-			out = append(out, line)
+// auditEvents returns the contract's device auth events recorded so far
+// ("SEND entry ...", oldest first), read from the service's outbox.
+func (e *env) auditEvents() []auditRecord {
+	page, err := audit.List(context.Background(), e.db, audit.Query{PageSize: audit.MaxPageSize})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []auditRecord
+	for _, ev := range page.Events {
+		if strings.HasPrefix(ev.Type, "SEND entry") {
+			out = append(out, auditRecord{EventType: ev.Type, EventData: ev.Data, Actor: ev.Actor, Subject: ev.Subject, Outcome: string(ev.Outcome)})
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	activationv1 "github.com/dhosauth/dhosauth/gen/go/dhos/activation/v1"
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
 	"google.golang.org/grpc"
@@ -28,7 +29,7 @@ var ServiceName = activationv1.ActivationService_ServiceDesc.ServiceName
 
 // Rules returns the access rules declared on the service's RPCs.
 func Rules() (auth.Rules, error) {
-	return auth.RulesOf(activationv1.File_dhos_activation_v1_activation_proto.Services().Get(0))
+	return auth.RulesOf(activationv1.File_dhos_activation_v1_activation_proto.Services().Get(0), auditgrpc.Descriptor())
 }
 
 // Register registers a Server for svc on s.

@@ -11,6 +11,7 @@ import (
 
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
@@ -18,6 +19,7 @@ import (
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
 	"github.com/dhosauth/dhosauth/services/device/internal/devicedb"
 	"github.com/dhosauth/dhosauth/services/device/internal/devicegrpc"
+	"google.golang.org/grpc"
 )
 
 func main() {
@@ -62,15 +64,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 	guard := auth.NewGuard(common.Verifier(tokenv1.NewTokenServiceClient(tokenConn)), rules, common.Environment.IsProduction())
-	svc := device.NewService(devicedb.New(db), device.LogAuditor{Logger: logger}, device.Config{AllowDropData: allowDrop})
+	svc := device.NewService(devicedb.New(db), device.Config{AllowDropData: allowDrop})
+	stopAudit := common.StartAuditPublisher(ctx, db, logger)
+	defer stopAudit()
 
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     "device",
 		Addr:     common.Addr.Device,
 		Logger:   logger,
 		Guard:    guard,
-		Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName},
-		Register: devicegrpc.New(svc).Register,
-		Ready:    db.Ping,
+		Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+		Register: func(g *grpc.Server) {
+			devicegrpc.New(svc).Register(g)
+			auditgrpc.New(db).Register(g)
+		},
+		Ready: db.Ping,
 	})
 }

@@ -2,36 +2,16 @@ package device
 
 import (
 	"context"
-	"log/slog"
+
+	"github.com/dhosauth/dhosauth/pkg/audit"
 )
 
-// EventDeviceUpdate is the audit event type of a device patch.
-const EventDeviceUpdate = "SEND entry device update"
+// EventDeviceUpdate is the audit event type of a device patch (the
+// contract's "SEND entry device update").
+const EventDeviceUpdate = audit.TypeDeviceUpdate
 
-// Event is an audit event: its contract type and data (ids and reasons,
-// never secrets).
-type Event struct {
-	Type string
-	Data map[string]any
-}
-
-// Auditor records audit events. It is called where the audited change is
-// made.
-type Auditor interface {
-	Audit(ctx context.Context, e Event)
-}
-
-// LogAuditor writes audit events as structured log lines at INFO with the
-// keys audit (true), event_type and event_data.
-type LogAuditor struct {
-	Logger *slog.Logger
-}
-
-// Audit implements Auditor.
-func (a LogAuditor) Audit(ctx context.Context, e Event) {
-	a.Logger.LogAttrs(ctx, slog.LevelInfo, "audit event",
-		slog.Bool("audit", true),
-		slog.String("event_type", e.Type),
-		slog.Any("event_data", e.Data),
-	)
+// event returns an audit event the device service records about device
+// id (the caller in ctx is the actor).
+func event(ctx context.Context, typ, id string, data audit.Data) audit.Event {
+	return audit.New(ctx, ServiceName, typ, id, data)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/audit"
 )
 
 // TypeSendEntry is the only device type: a SEND Entry tablet.
@@ -55,17 +57,20 @@ var (
 	ErrExists = errors.New("device already exists")
 )
 
-// Store keeps devices.
+// Store keeps devices. Every change is written with the audit events that
+// describe it, in one transaction: the events exist if and only if the
+// change does.
 type Store interface {
-	// Create stores a new device; ErrExists when its id is taken.
-	Create(ctx context.Context, d Device) error
+	// Create stores a new device and ev; ErrExists when its id is taken.
+	Create(ctx context.Context, d Device, ev audit.Event) error
 	// Get returns a device; ErrNotFound when there is none.
 	Get(ctx context.Context, id string) (Device, error)
 	// List returns the devices f selects, ordered by created then id.
 	List(ctx context.Context, f Filter) ([]Device, error)
 	// Update applies c and sets modified and modifiedBy, returning the
-	// updated device; ErrNotFound when there is none.
-	Update(ctx context.Context, id string, c Changes, modified time.Time, modifiedBy string) (Device, error)
-	// DropAll deletes every device.
-	DropAll(ctx context.Context) error
+	// updated device, and stores ev; ErrNotFound (and no event) when there
+	// is none.
+	Update(ctx context.Context, id string, c Changes, modified time.Time, modifiedBy string, ev audit.Event) (Device, error)
+	// DropAll deletes every device and stores ev. Audit events are kept.
+	DropAll(ctx context.Context, ev audit.Event) error
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 )
 
@@ -27,16 +28,15 @@ type Config struct {
 // Service applies the device rules over a Store.
 type Service struct {
 	store Store
-	audit Auditor
 	cfg   Config
 }
 
 // NewService returns a Service.
-func NewService(store Store, audit Auditor, cfg Config) *Service {
+func NewService(store Store, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = apitime.Now
 	}
-	return &Service{store: store, audit: audit, cfg: cfg}
+	return &Service{store: store, cfg: cfg}
 }
 
 // NewDevice is the body of a create.
@@ -86,7 +86,8 @@ func (s *Service) Create(ctx context.Context, in *NewDevice, typ string) (Device
 		Modified:    now,
 		ModifiedBy:  actor,
 	}
-	if err := s.store.Create(ctx, d); err != nil {
+	ev := event(ctx, audit.TypeDeviceCreated, id, audit.Data{"device_id": id, "location_id": d.LocationID, "type": typ})
+	if err := s.store.Create(ctx, d, ev); err != nil {
 		if errors.Is(err, ErrExists) {
 			return Device{}, apperr.AlreadyExists("a device with uuid %s already exists", id)
 		}
@@ -156,7 +157,9 @@ func (s *Service) Get(ctx context.Context, id string) (Device, error) {
 }
 
 // Update applies a patch (any of location_id, description, active) to a
-// device and audits it. A nil or empty patch is an error.
+// device and records the contract's "SEND entry device update" event with
+// it (the device id, the changed field names, the new location and active
+// flag, never the description). A nil or empty patch is an error.
 func (s *Service) Update(ctx context.Context, id string, c *Changes) (Device, error) {
 	if err := checkRequired("device_id", id, MaxIDLength); err != nil {
 		return Device{}, err
@@ -168,7 +171,7 @@ func (s *Service) Update(ctx context.Context, id string, c *Changes) (Device, er
 		return Device{}, apperr.InvalidArgument("body must set at least one of location_id, description, active")
 	}
 	var changed []string
-	data := map[string]any{"device_id": id}
+	data := audit.Data{"device_id": id}
 	if c.LocationID != nil {
 		if err := checkRequired("location_id", *c.LocationID, MaxIDLength); err != nil {
 			return Device{}, err
@@ -187,13 +190,12 @@ func (s *Service) Update(ctx context.Context, id string, c *Changes) (Device, er
 		data["active"] = *c.Active
 	}
 	actor := auth.ActorName(ctx, ServiceName)
-	d, err := s.store.Update(ctx, id, *c, s.cfg.Now(), actor)
+	data["changed_fields"] = changed
+	data["modified_by"] = actor
+	d, err := s.store.Update(ctx, id, *c, s.cfg.Now(), actor, event(ctx, EventDeviceUpdate, id, data))
 	if err != nil {
 		return Device{}, notFound(err, id)
 	}
-	data["changed_fields"] = changed
-	data["modified_by"] = actor
-	s.audit.Audit(ctx, Event{Type: EventDeviceUpdate, Data: data})
 	return d, nil
 }
 
@@ -202,7 +204,7 @@ func (s *Service) DropData(ctx context.Context) error {
 	if !s.cfg.AllowDropData {
 		return apperr.PermissionDenied("drop data is not allowed")
 	}
-	if err := s.store.DropAll(ctx); err != nil {
+	if err := s.store.DropAll(ctx, event(ctx, audit.TypeDataDropped, "", nil)); err != nil {
 		return fmt.Errorf("drop devices: %w", err)
 	}
 	return nil

@@ -3,35 +3,33 @@ package device_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
 	"github.com/dhosauth/dhosauth/services/device/internal/devicedb"
 	"google.golang.org/grpc/codes"
 )
 
-// recorder is an Auditor that keeps the events.
-type recorder struct {
-	mu     sync.Mutex
-	events []device.Event
-}
-
-func (r *recorder) Audit(_ context.Context, e device.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func newService(t *testing.T) (*device.Service, *recorder) {
+func newService(t *testing.T) (*device.Service, storage.DB) {
 	t.Helper()
 	db := storagetest.OpenSQLite(t, devicedb.Migrations())
-	rec := &recorder{}
 	now := time.Date(2026, 3, 26, 12, 0, 0, 0, time.UTC)
-	return device.NewService(devicedb.New(db), rec, device.Config{Now: func() time.Time { return now }}), rec
+	return device.NewService(devicedb.New(db), device.Config{Now: func() time.Time { return now }}), db
+}
+
+// events lists the audit events recorded in db.
+func events(t *testing.T, db storage.DB) []audit.Stored {
+	t.Helper()
+	p, err := audit.List(context.Background(), db, audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Events
 }
 
 // TestInvalidUTF8 covers input gRPC itself cannot carry (proto3 strings
@@ -65,7 +63,7 @@ func TestInvalidUTF8(t *testing.T) {
 // TestUpdateAudit checks the event an update records and that failed
 // updates record none.
 func TestUpdateAudit(t *testing.T) {
-	s, rec := newService(t)
+	s, db := newService(t)
 	ctx := context.Background()
 	d, err := s.Create(ctx, &device.NewDevice{ID: "dev-1", LocationID: "l", Description: "d"}, "send_entry")
 	if err != nil {
@@ -77,17 +75,19 @@ func TestUpdateAudit(t *testing.T) {
 	if _, err := s.Update(ctx, "missing", &device.Changes{Description: new("x")}); apperr.CodeOf(err) != codes.NotFound {
 		t.Fatalf("Update missing: %v", err)
 	}
-	if len(rec.events) != 0 {
-		t.Fatalf("events after failed update: %v", rec.events)
+	if evs := events(t, db); len(evs) != 1 || evs[0].Type != audit.TypeDeviceCreated || evs[0].Subject != "dev-1" {
+		t.Fatalf("events after a create and a failed update: %+v", evs)
 	}
 	if _, err := s.Update(ctx, "dev-1", &device.Changes{Description: new("new")}); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if len(rec.events) != 1 {
-		t.Fatalf("events %v", rec.events)
+	evs := events(t, db)
+	if len(evs) != 2 {
+		t.Fatalf("events %+v", evs)
 	}
-	ev := rec.events[0]
-	if ev.Type != "SEND entry device update" || ev.Data["device_id"] != "dev-1" || ev.Data["modified_by"] != device.ServiceName {
+	ev := evs[1]
+	if ev.Type != "SEND entry device update" || ev.Data["device_id"] != "dev-1" || ev.Data["modified_by"] != device.ServiceName ||
+		ev.Actor != audit.Anonymous || ev.Subject != "dev-1" || ev.Service != "device" || ev.Outcome != audit.Success {
 		t.Errorf("event %+v", ev)
 	}
 	if _, ok := ev.Data["description"]; ok {

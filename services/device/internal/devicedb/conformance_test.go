@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
@@ -34,7 +35,7 @@ func TestConformance(t *testing.T) {
 		s := devicedb.New(db)
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				if err := s.DropAll(context.Background()); err != nil {
+				if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
 					t.Fatalf("DropAll: %v", err)
 				}
 				tc.fn(t, s)
@@ -68,7 +69,7 @@ func mk(id, loc string, at time.Time) device.Device {
 func create(t *testing.T, s device.Store, ds ...device.Device) {
 	t.Helper()
 	for _, d := range ds {
-		if err := s.Create(context.Background(), d); err != nil {
+		if err := s.Create(context.Background(), d, ev(audit.TypeDeviceCreated, "x")); err != nil {
 			t.Fatalf("Create %s: %v", d.ID, err)
 		}
 	}
@@ -125,7 +126,7 @@ func testCreateGet(t *testing.T, s device.Store) {
 
 func testCreateConflict(t *testing.T, s device.Store) {
 	create(t, s, mk("dev-1", "ward-a", base))
-	err := s.Create(context.Background(), mk("dev-1", "ward-b", base))
+	err := s.Create(context.Background(), mk("dev-1", "ward-b", base), ev(audit.TypeDeviceCreated, "dev-1"))
 	if !errors.Is(err, device.ErrExists) {
 		t.Fatalf("Create duplicate: %v, want ErrExists", err)
 	}
@@ -214,7 +215,7 @@ func testUpdate(t *testing.T, s device.Store) {
 	later := base.Add(time.Hour)
 
 	loc := "ward-b"
-	got, err := s.Update(ctx, "dev-1", device.Changes{LocationID: &loc}, later, "editor")
+	got, err := s.Update(ctx, "dev-1", device.Changes{LocationID: &loc}, later, "editor", ev(audit.TypeDeviceUpdate, "dev-1"))
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -224,7 +225,7 @@ func testUpdate(t *testing.T, s device.Store) {
 
 	desc, off := "new description", false
 	later2 := later.Add(time.Minute)
-	got, err = s.Update(ctx, "dev-1", device.Changes{Description: &desc, Active: &off}, later2, "editor2")
+	got, err = s.Update(ctx, "dev-1", device.Changes{Description: &desc, Active: &off}, later2, "editor2", ev(audit.TypeDeviceUpdate, "dev-1"))
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -237,7 +238,7 @@ func testUpdate(t *testing.T, s device.Store) {
 	equal(t, stored, want)
 
 	on := true
-	got, err = s.Update(ctx, "dev-1", device.Changes{Active: &on}, later2, "editor3")
+	got, err = s.Update(ctx, "dev-1", device.Changes{Active: &on}, later2, "editor3", ev(audit.TypeDeviceUpdate, "dev-1"))
 	if err != nil || !got.Active || got.Description != desc || got.LocationID != "ward-b" {
 		t.Fatalf("Update active: %+v %v", got, err)
 	}
@@ -251,7 +252,7 @@ func testUpdate(t *testing.T, s device.Store) {
 
 func testUpdateMissing(t *testing.T, s device.Store) {
 	loc := "x"
-	_, err := s.Update(context.Background(), "nope", device.Changes{LocationID: &loc}, base, "editor")
+	_, err := s.Update(context.Background(), "nope", device.Changes{LocationID: &loc}, base, "editor", ev(audit.TypeDeviceUpdate, "nope"))
 	if !errors.Is(err, device.ErrNotFound) {
 		t.Fatalf("Update missing: %v, want ErrNotFound", err)
 	}
@@ -260,7 +261,7 @@ func testUpdateMissing(t *testing.T, s device.Store) {
 func testDropAll(t *testing.T, s device.Store) {
 	ctx := context.Background()
 	create(t, s, mk("a", "w", base), mk("b", "w", base))
-	if err := s.DropAll(ctx); err != nil {
+	if err := s.DropAll(ctx, ev(audit.TypeDataDropped, "")); err != nil {
 		t.Fatalf("DropAll: %v", err)
 	}
 	for _, active := range []bool{true, false} {
@@ -271,4 +272,61 @@ func testDropAll(t *testing.T, s device.Store) {
 	}
 	// The store still works.
 	create(t, s, mk("a", "w", base))
+}
+
+// ev is an event the device service would record.
+func ev(typ, id string) audit.Event {
+	return audit.New(context.Background(), "device", typ, id, audit.Data{"device_id": id})
+}
+
+// TestEventsWithChanges checks that each change is stored with its event
+// and that a change that fails stores none.
+func TestEventsWithChanges(t *testing.T) {
+	storagetest.Each(t, devicedb.Migrations(), func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		s := devicedb.New(db)
+		events := func() []string {
+			t.Helper()
+			p, err := audit.List(ctx, db, audit.Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range p.Events {
+				out = append(out, e.Type+" "+e.Subject)
+			}
+			return out
+		}
+		d := device.Device{ID: "dev-1", LocationID: "l", Description: "d", Type: device.TypeSendEntry, Active: true, Created: base, CreatedBy: "a", Modified: base, ModifiedBy: "a"}
+		if err := s.Create(ctx, d, ev(audit.TypeDeviceCreated, "dev-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, d, ev(audit.TypeDeviceCreated, "dev-1")); !errors.Is(err, device.ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+		loc := "m"
+		if _, err := s.Update(ctx, "dev-1", device.Changes{LocationID: &loc}, base, "b", ev(audit.TypeDeviceUpdate, "dev-1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, "nope", device.Changes{LocationID: &loc}, base, "b", ev(audit.TypeDeviceUpdate, "nope")); !errors.Is(err, device.ErrNotFound) {
+			t.Fatalf("update missing: %v", err)
+		}
+		// An event that cannot be recorded undoes its change.
+		bad := ev(audit.TypeDeviceUpdate, "dev-1")
+		bad.Data["otp"] = "x"
+		other := "n"
+		if _, err := s.Update(ctx, "dev-1", device.Changes{LocationID: &other}, base, "b", bad); !errors.Is(err, audit.ErrSecret) {
+			t.Fatalf("update with a bad event: %v", err)
+		}
+		if got, _ := s.Get(ctx, "dev-1"); got.LocationID != "m" {
+			t.Fatalf("the change of a failed event was kept: %+v", got)
+		}
+		if err := s.DropAll(ctx, ev(audit.TypeDataDropped, "")); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprint([]string{"device created dev-1", "SEND entry device update dev-1", "data dropped "})
+		if got := fmt.Sprint(events()); got != want {
+			t.Fatalf("events %s, want %s", got, want)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
 )
@@ -27,7 +28,7 @@ func Migrations() storage.Migrations {
 	if err != nil {
 		panic(err)
 	}
-	return storage.Migrations{Postgres: pg, SQLite: lite}
+	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
 }
 
 // Store implements device.Store.
@@ -43,10 +44,15 @@ func New(db storage.DB) *Store { return &Store{db: db} }
 const columns = "uuid, location_id, description, type, active, created, created_by, modified, modified_by"
 
 // Create implements device.Store.
-func (s *Store) Create(ctx context.Context, d device.Device) error {
-	_, err := s.db.Exec(ctx,
-		"INSERT INTO devices ("+columns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		d.ID, d.LocationID, d.Description, d.Type, d.Active, d.Created, d.CreatedBy, d.Modified, d.ModifiedBy)
+func (s *Store) Create(ctx context.Context, d device.Device, ev audit.Event) error {
+	err := s.db.Tx(ctx, func(q storage.Querier) error {
+		if _, err := q.Exec(ctx,
+			"INSERT INTO devices ("+columns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			d.ID, d.LocationID, d.Description, d.Type, d.Active, d.Created, d.CreatedBy, d.Modified, d.ModifiedBy); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		return device.ErrExists
 	}
@@ -105,8 +111,24 @@ func (s *Store) List(ctx context.Context, f device.Filter) ([]device.Device, err
 }
 
 // Update implements device.Store.
-func (s *Store) Update(ctx context.Context, id string, c device.Changes, modified time.Time, modifiedBy string) (device.Device, error) {
-	d, err := scan(s.db.QueryRow(ctx,
+func (s *Store) Update(ctx context.Context, id string, c device.Changes, modified time.Time, modifiedBy string, ev audit.Event) (device.Device, error) {
+	var d device.Device
+	err := s.db.Tx(ctx, func(q storage.Querier) error {
+		var err error
+		d, err = s.update(ctx, q, id, c, modified, modifiedBy)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return device.Device{}, device.ErrNotFound
+	}
+	return d, err
+}
+
+func (s *Store) update(ctx context.Context, q storage.Querier, id string, c device.Changes, modified time.Time, modifiedBy string) (device.Device, error) {
+	return scan(q.QueryRow(ctx,
 		`UPDATE devices SET
 			location_id = COALESCE($2, location_id),
 			description = COALESCE($3, description),
@@ -116,16 +138,16 @@ func (s *Store) Update(ctx context.Context, id string, c device.Changes, modifie
 		WHERE uuid = $1
 		RETURNING `+columns,
 		id, nullable(c.LocationID), nullable(c.Description), nullable(c.Active), modified, modifiedBy))
-	if errors.Is(err, storage.ErrNotFound) {
-		return device.Device{}, device.ErrNotFound
-	}
-	return d, err
 }
 
 // DropAll implements device.Store.
-func (s *Store) DropAll(ctx context.Context) error {
-	_, err := s.db.Exec(ctx, "DELETE FROM devices")
-	return err
+func (s *Store) DropAll(ctx context.Context, ev audit.Event) error {
+	return s.db.Tx(ctx, func(q storage.Querier) error {
+		if _, err := q.Exec(ctx, "DELETE FROM devices"); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	})
 }
 
 func scan(r storage.Row) (device.Device, error) {

@@ -5,14 +5,17 @@ import (
 
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
 	"google.golang.org/grpc"
 )
 
-// Rules returns the access rules declared in device.proto.
+// Rules returns the access rules declared in device.proto and in
+// audit.proto: the process also serves the audit query API over its
+// outbox.
 func Rules() (auth.Rules, error) {
-	return auth.RulesOf(devicev1.File_dhos_device_v1_device_proto.Services().Get(0))
+	return auth.RulesOf(devicev1.File_dhos_device_v1_device_proto.Services().Get(0), auditgrpc.Descriptor())
 }
 
 // Server implements devicev1.DeviceServiceServer over the domain.

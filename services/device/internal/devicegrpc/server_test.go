@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	auditv1 "github.com/dhosauth/dhosauth/gen/go/dhos/audit/v1"
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/pkg/storage"
@@ -47,29 +50,32 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-// auditEvents returns the audit lines logged so far.
-func (b *logBuffer) auditEvents(t *testing.T) []map[string]any {
+// auditEvents lists the service's audit events through its AuditService,
+// as {event_type, event_data, actor, subject, outcome, reason}.
+func (e *testEnv) auditEvents(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		if line == "" {
-			continue
+	tok := ""
+	for {
+		resp, err := e.audit.ListEvents(as(token(t, "read:audit", map[string]any{"system_id": "auditor"})), &auditv1.ListEventsRequest{PageSize: 500, PageToken: tok})
+		if err != nil {
+			t.Fatalf("ListEvents: %v", err)
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
+		for _, ev := range resp.GetEvents() {
+			out = append(out, map[string]any{
+				"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "actor": ev.GetActor(),
+				"subject": ev.GetSubject(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
+			})
 		}
-		if m["audit"] == true {
-			out = append(out, m)
+		if tok = resp.GetNextPageToken(); tok == "" {
+			return out
 		}
 	}
-	return out
 }
 
 type testEnv struct {
 	client devicev1.DeviceServiceClient
+	audit  auditv1.AuditServiceClient
 	logs   *logBuffer
 }
 
@@ -89,19 +95,22 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 		t.Fatalf("rules: %v", err)
 	}
 	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: []byte(testHSKey), HSIssuer: testHSIssuer})
-	svc := device.NewService(devicedb.New(db), device.LogAuditor{Logger: logger}, device.Config{AllowDropData: o.allowDrop})
+	svc := device.NewService(devicedb.New(db), device.Config{AllowDropData: o.allowDrop})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Serve(ctx, service.ServerOptions{
-			Name:      "device",
-			Addr:      "127.0.0.1:0",
-			Logger:    logger,
-			Guard:     auth.NewGuard(verifier, rules, o.production),
-			Services:  []string{devicev1.DeviceService_ServiceDesc.ServiceName},
-			Register:  devicegrpc.New(svc).Register,
+			Name:     "device",
+			Addr:     "127.0.0.1:0",
+			Logger:   logger,
+			Guard:    auth.NewGuard(verifier, rules, o.production),
+			Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+			Register: func(g *grpc.Server) {
+				devicegrpc.New(svc).Register(g)
+				auditgrpc.New(db).Register(g)
+			},
 			Ready:     db.Ping,
 			Listening: func(a net.Addr) { addrc <- a },
 		})
@@ -125,7 +134,7 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &testEnv{client: devicev1.NewDeviceServiceClient(cc), logs: logs}
+	return &testEnv{client: devicev1.NewDeviceServiceClient(cc), audit: auditv1.NewAuditServiceClient(cc), logs: logs}
 }
 
 // token signs a legacy HS512 token with the given scopes and metadata.
@@ -193,7 +202,7 @@ func TestDeviceService(t *testing.T) {
 	storagetest.Each(t, devicedb.Migrations(), func(t *testing.T, db storage.DB) {
 		e := start(t, db, envOptions{})
 		reset := func(t *testing.T) {
-			if err := devicedb.New(db).DropAll(context.Background()); err != nil {
+			if err := devicedb.New(db).DropAll(context.Background(), audit.New(context.Background(), "device", audit.TypeDataDropped, "", nil)); err != nil {
 				t.Fatalf("DropAll: %v", err)
 			}
 		}
@@ -455,7 +464,7 @@ func testUpdate(t *testing.T, e *testEnv) {
 		t.Fatalf("second update: %v %v", resp, err)
 	}
 
-	events := e.logs.auditEvents(t)
+	events := e.auditEvents(t)
 	var updates []map[string]any
 	for _, ev := range events {
 		data, _ := ev["event_data"].(map[string]any)
@@ -473,8 +482,8 @@ func testUpdate(t *testing.T, e *testEnv) {
 	if f, _ := json.Marshal(data["changed_fields"]); string(f) != `["location_id","active"]` {
 		t.Errorf("changed_fields %s", f)
 	}
-	if updates[0]["level"] != "INFO" {
-		t.Errorf("audit level %v", updates[0]["level"])
+	if updates[0]["actor"] != "ward-admin" || updates[0]["subject"] != d.GetUuid() || updates[0]["outcome"] != "success" {
+		t.Errorf("event %v", updates[0])
 	}
 	data2, _ := updates[1]["event_data"].(map[string]any)
 	if f, _ := json.Marshal(data2["changed_fields"]); string(f) != `["description","active"]` {
@@ -484,7 +493,7 @@ func testUpdate(t *testing.T, e *testEnv) {
 
 func testUpdateValidation(t *testing.T, e *testEnv) {
 	d := mustCreate(t, e, &devicev1.NewDevice{LocationId: "ward-1", Description: "first"})
-	before := len(e.logs.auditEvents(t))
+	before := len(e.auditEvents(t))
 	cases := []struct {
 		name string
 		req  *devicev1.UpdateDeviceRequest
@@ -507,7 +516,7 @@ func testUpdateValidation(t *testing.T, e *testEnv) {
 			wantCode(t, err, tc.code, tc.msg)
 		})
 	}
-	if after := len(e.logs.auditEvents(t)); after != before {
+	if after := len(e.auditEvents(t)); after != before {
 		t.Errorf("failed patches were audited: %d events, want %d", after, before)
 	}
 	got, err := e.client.GetDevice(reader(t), &devicev1.GetDeviceRequest{DeviceId: d.GetUuid()})

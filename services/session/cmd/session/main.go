@@ -15,6 +15,7 @@ import (
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
@@ -22,6 +23,7 @@ import (
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
 	"github.com/dhosauth/dhosauth/services/session/internal/sessiondb"
 	"github.com/dhosauth/dhosauth/services/session/internal/sessiongrpc"
+	"google.golang.org/grpc"
 )
 
 func main() {
@@ -84,17 +86,22 @@ func run(ctx context.Context) error {
 		sessiondb.New(db),
 		sessiongrpc.NewDeviceClient(devicev1.NewDeviceServiceClient(deviceConn)),
 		sessiongrpc.NewTokenClient(tokenv1.NewTokenServiceClient(tokenConn)),
-		session.LogAuditor{Logger: logger},
 		session.Config{AllowDropData: allowDrop},
 	)
+
+	stopAudit := common.StartAuditPublisher(ctx, db, logger)
+	defer stopAudit()
 
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     "session",
 		Addr:     common.Addr.Session,
 		Logger:   logger,
 		Guard:    guard,
-		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName},
-		Register: sessiongrpc.New(svc).Register,
-		Ready:    db.Ping,
+		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+		Register: func(g *grpc.Server) {
+			sessiongrpc.New(svc).Register(g)
+			auditgrpc.New(db).Register(g)
+		},
+		Ready: db.Ping,
 	})
 }

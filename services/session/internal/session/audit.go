@@ -2,39 +2,29 @@ package session
 
 import (
 	"context"
-	"log/slog"
+
+	"github.com/dhosauth/dhosauth/pkg/audit"
 )
 
-// Audit event types of clinician sign-in.
+// Audit event types of clinician sign-in (the contract's).
 const (
-	EventLoginSuccess = "SEND entry login success"
-	EventLoginFailure = "SEND entry login failure"
+	EventLoginSuccess = audit.TypeLoginSuccess
+	EventLoginFailure = audit.TypeLoginFailure
 )
 
-// Event is an audit event: its contract type and data (ids and reasons,
-// never secrets).
-type Event struct {
-	Type string
-	Data map[string]any
-}
+// Reasons recorded in "SEND entry login failure" events.
+const (
+	ReasonDeviceNotFound     = "device not found"
+	ReasonDeviceInactive     = "device inactive"
+	ReasonUnknownIdentifier  = "unknown send_entry_identifier"
+	ReasonLoginInactive      = "login inactive"
+	ReasonContractExpired    = "contract expired"
+	ReasonNotInSendGroup     = "not in a SEND clinician group"
+	reasonContractExpiredFix = "contract expiry date passed: login deactivated"
+)
 
-// Auditor records audit events. It is called where the audited decision is
-// made.
-type Auditor interface {
-	Audit(ctx context.Context, e Event)
-}
-
-// LogAuditor writes audit events as structured log lines at INFO with the
-// keys audit (true), event_type and event_data.
-type LogAuditor struct {
-	Logger *slog.Logger
-}
-
-// Audit implements Auditor.
-func (a LogAuditor) Audit(ctx context.Context, e Event) {
-	a.Logger.LogAttrs(ctx, slog.LevelInfo, "audit event",
-		slog.Bool("audit", true),
-		slog.String("event_type", e.Type),
-		slog.Any("event_data", e.Data),
-	)
+// event returns an audit event the session service records (the caller in
+// ctx is the actor).
+func event(ctx context.Context, typ, subject string, data audit.Data) audit.Event {
+	return audit.New(ctx, ServiceName, typ, subject, data)
 }

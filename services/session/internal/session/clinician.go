@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/audit"
 )
 
 // Clinician is a clinician's login details.
@@ -47,24 +49,29 @@ var (
 	ErrIdentifierTaken = errors.New("send_entry_identifier already taken")
 )
 
-// Store keeps clinicians' login details.
+// Store keeps clinicians' login details. Every change is written with the
+// audit events that describe it, in one transaction.
 type Store interface {
-	// Create stores a new clinician: ErrExists when the id is taken,
-	// ErrIdentifierTaken when the SEND entry identifier is.
-	Create(ctx context.Context, c Clinician) error
+	// Create stores a new clinician and ev: ErrExists when the id is
+	// taken, ErrIdentifierTaken when the SEND entry identifier is.
+	Create(ctx context.Context, c Clinician, ev audit.Event) error
 	// Get returns a clinician by id; ErrNotFound when there is none.
 	Get(ctx context.Context, id string) (Clinician, error)
 	// GetByIdentifier returns the clinician with this SEND entry
 	// identifier; ErrNotFound when there is none.
 	GetByIdentifier(ctx context.Context, identifier string) (Clinician, error)
-	// Replace writes r over a clinician's details: ErrNotFound when there
-	// is none, ErrIdentifierTaken when another clinician has the
-	// identifier.
-	Replace(ctx context.Context, id string, r Replacement) error
-	// SetLoginActive sets the login flag; ErrNotFound when there is none.
-	SetLoginActive(ctx context.Context, id string, active bool, modified time.Time, modifiedBy string) error
-	// DropAll deletes every clinician.
-	DropAll(ctx context.Context) error
+	// Replace writes r over a clinician's details and stores ev:
+	// ErrNotFound when there is none, ErrIdentifierTaken when another
+	// clinician has the identifier.
+	Replace(ctx context.Context, id string, r Replacement, ev audit.Event) error
+	// SetLoginActive sets the login flag and stores evs; ErrNotFound when
+	// there is none.
+	SetLoginActive(ctx context.Context, id string, active bool, modified time.Time, modifiedBy string, evs ...audit.Event) error
+	// DropAll deletes every clinician and stores ev. Audit events are kept.
+	DropAll(ctx context.Context, ev audit.Event) error
+	// Record stores events of decisions that change nothing else (refused
+	// and successful sign-ins), in a transaction of their own.
+	Record(ctx context.Context, evs ...audit.Event) error
 }
 
 // ErrDeviceNotFound: the device service does not know the device.

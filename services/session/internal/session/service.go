@@ -10,6 +10,7 @@ import (
 	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 )
 
@@ -32,16 +33,15 @@ type Service struct {
 	store   Store
 	devices Devices
 	tokens  Tokens
-	audit   Auditor
 	cfg     Config
 }
 
 // NewService returns a Service.
-func NewService(store Store, devices Devices, tokens Tokens, audit Auditor, cfg Config) *Service {
+func NewService(store Store, devices Devices, tokens Tokens, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = apitime.Now
 	}
-	return &Service{store: store, devices: devices, tokens: tokens, audit: audit, cfg: cfg}
+	return &Service{store: store, devices: devices, tokens: tokens, cfg: cfg}
 }
 
 // NewClinician is the body of a create. A nil list is absent.
@@ -92,7 +92,7 @@ func (s *Service) Create(ctx context.Context, in NewClinician) error {
 		CreatedBy:             actor,
 		Modified:              now,
 		ModifiedBy:            actor,
-	})
+	}, event(ctx, audit.TypeClinicianCreated, in.ID, audit.Data{"clinician_id": in.ID, "login_active": *in.LoginActive}))
 	switch {
 	case errors.Is(err, ErrExists):
 		return apperr.AlreadyExists("clinician %s already exists", in.ID)
@@ -140,6 +140,11 @@ func (s *Service) Update(ctx context.Context, id string, p *ClinicianPatch) erro
 	if err != nil {
 		return err
 	}
+	data := audit.Data{"clinician_id": id, "changed_fields": []any{"products", "groups", "send_entry_identifier", "contract_expiry_eod_date"}}
+	if p.LoginActive != nil {
+		data["changed_fields"] = append(data["changed_fields"].([]any), "login_active")
+		data["login_active"] = *p.LoginActive
+	}
 	err = s.store.Replace(ctx, id, Replacement{
 		LoginActive:           p.LoginActive,
 		Products:              products,
@@ -148,7 +153,7 @@ func (s *Service) Update(ctx context.Context, id string, p *ClinicianPatch) erro
 		ContractExpiryEODDate: expiry,
 		Modified:              s.cfg.Now(),
 		ModifiedBy:            auth.ActorName(ctx, ServiceName),
-	})
+	}, event(ctx, audit.TypeClinicianUpdated, id, data))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return apperr.NotFound("clinician %s not found", id)
@@ -176,57 +181,71 @@ func (s *Service) ClinicianJWT(ctx context.Context, sendEntryIdentifier string) 
 		return "", apperr.PermissionDenied("a device token is required")
 	}
 	deviceID := p.MetadataString(auth.DeviceIDClaim)
-	fail := func(reason string, clinicianID string) {
-		data := map[string]any{"device_id": deviceID, "reason": reason}
-		if clinicianID != "" {
-			data["clinician_id"] = clinicianID
+	// refuse records the contract's login failure event (in a transaction
+	// of its own: a refusal changes nothing) and returns the refusal.
+	refuse := func(reason, clinicianID string, refusal error) error {
+		if err := s.store.Record(ctx, loginFailure(ctx, deviceID, clinicianID, reason)); err != nil {
+			return fmt.Errorf("record sign-in refusal: %w", err)
 		}
-		s.audit.Audit(ctx, Event{Type: EventLoginFailure, Data: data})
+		return refusal
 	}
-
 	active, err := s.devices.DeviceActive(ctx, deviceID)
 	switch {
 	case errors.Is(err, ErrDeviceNotFound):
-		fail("device not found", "")
-		return "", apperr.PermissionDenied("device is not known")
+		return "", refuse(ReasonDeviceNotFound, "", apperr.PermissionDenied("device is not known"))
 	case err != nil:
 		return "", err
 	case !active:
-		fail("device inactive", "")
-		return "", apperr.PermissionDenied("device is not active")
+		return "", refuse(ReasonDeviceInactive, "", apperr.PermissionDenied("device is not active"))
 	}
-
 	c, err := s.store.GetByIdentifier(ctx, sendEntryIdentifier)
 	if errors.Is(err, ErrNotFound) {
-		fail("unknown send_entry_identifier", "")
-		return "", apperr.NotFound("no clinician has this send_entry_identifier")
+		return "", refuse(ReasonUnknownIdentifier, "", apperr.NotFound("no clinician has this send_entry_identifier"))
 	}
 	if err != nil {
 		return "", fmt.Errorf("find clinician: %w", err)
 	}
 	if !c.LoginActive {
-		fail("login inactive", c.ID)
-		return "", apperr.PermissionDenied("clinician login is not active")
+		return "", refuse(ReasonLoginInactive, c.ID, apperr.PermissionDenied("clinician login is not active"))
 	}
 	if c.ContractExpiryEODDate != nil && *c.ContractExpiryEODDate < s.cfg.Now().UTC().Format(apitime.DateLayout) {
-		err := s.store.SetLoginActive(ctx, c.ID, false, s.cfg.Now(), auth.ActorName(ctx, ServiceName))
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		// The login is deactivated and the refusal recorded together.
+		deactivated := audit.NewFailure(ctx, ServiceName, audit.TypeClinicianUpdated, c.ID, reasonContractExpiredFix,
+			audit.Data{"clinician_id": c.ID, "changed_fields": []any{"login_active"}, "login_active": false})
+		err := s.store.SetLoginActive(ctx, c.ID, false, s.cfg.Now(), auth.ActorName(ctx, ServiceName),
+			deactivated, loginFailure(ctx, deviceID, c.ID, ReasonContractExpired))
+		if errors.Is(err, ErrNotFound) {
+			// Deleted meanwhile: nothing changed, the refusal stands.
+			return "", refuse(ReasonContractExpired, c.ID, apperr.PermissionDenied("clinician contract has expired"))
+		}
+		if err != nil {
 			return "", fmt.Errorf("deactivate clinician: %w", err)
 		}
-		fail("contract expired", c.ID)
 		return "", apperr.PermissionDenied("clinician contract has expired")
 	}
 	if !inSendGroup(c.Groups) {
-		fail("not in a SEND clinician group", c.ID)
-		return "", apperr.PermissionDenied("clinician is not in a SEND clinician group")
+		return "", refuse(ReasonNotInSendGroup, c.ID, apperr.PermissionDenied("clinician is not in a SEND clinician group"))
 	}
-
 	jwt, err := s.tokens.IssueClinicianToken(ctx, c.ID, deviceID)
 	if err != nil {
 		return "", err
 	}
-	s.audit.Audit(ctx, Event{Type: EventLoginSuccess, Data: map[string]any{"clinician_id": c.ID, "device_id": deviceID}})
+	// No token leaves unless its sign-in is recorded.
+	ok := event(ctx, EventLoginSuccess, c.ID, audit.Data{"clinician_id": c.ID, "device_id": deviceID})
+	if err := s.store.Record(ctx, ok); err != nil {
+		return "", fmt.Errorf("record sign-in: %w", err)
+	}
 	return jwt, nil
+}
+
+// loginFailure is the contract's "SEND entry login failure" event: the
+// device, the clinician when known, and the reason.
+func loginFailure(ctx context.Context, deviceID, clinicianID, reason string) audit.Event {
+	data := audit.Data{"device_id": deviceID}
+	if clinicianID != "" {
+		data["clinician_id"] = clinicianID
+	}
+	return audit.NewFailure(ctx, ServiceName, EventLoginFailure, clinicianID, reason, data)
 }
 
 func inSendGroup(groups []string) bool {
@@ -245,7 +264,7 @@ func (s *Service) DropData(ctx context.Context) error {
 	if !s.cfg.AllowDropData {
 		return apperr.PermissionDenied("drop data is not allowed")
 	}
-	if err := s.store.DropAll(ctx); err != nil {
+	if err := s.store.DropAll(ctx, event(ctx, audit.TypeDataDropped, "", nil)); err != nil {
 		return fmt.Errorf("drop clinicians: %w", err)
 	}
 	return nil

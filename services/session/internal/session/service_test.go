@@ -17,7 +17,7 @@ import (
 // case fails validation before a peer would be asked.
 func TestInvalidUTF8(t *testing.T) {
 	db := storagetest.OpenSQLite(t, sessiondb.Migrations())
-	s := session.NewService(sessiondb.New(db), nil, nil, nil, session.Config{})
+	s := session.NewService(sessiondb.New(db), nil, nil, session.Config{})
 	ctx := context.Background()
 	bad := "x\xc3"
 	yes := true

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
@@ -33,7 +34,7 @@ func TestConformance(t *testing.T) {
 		s := sessiondb.New(db)
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				if err := s.DropAll(context.Background()); err != nil {
+				if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
 					t.Fatalf("DropAll: %v", err)
 				}
 				tc.fn(t, s)
@@ -70,7 +71,7 @@ func mk(id string, ident *string) session.Clinician {
 func create(t *testing.T, s session.Store, cs ...session.Clinician) {
 	t.Helper()
 	for _, c := range cs {
-		if err := s.Create(context.Background(), c); err != nil {
+		if err := s.Create(context.Background(), c, ev(audit.TypeClinicianCreated, c.ID)); err != nil {
 			t.Fatalf("Create %s: %v", c.ID, err)
 		}
 	}
@@ -114,13 +115,13 @@ func testCreateGet(t *testing.T, s session.Store) {
 func testCreateConflicts(t *testing.T, s session.Store) {
 	ctx := context.Background()
 	create(t, s, mk("clin-1", ptr("1234")))
-	if err := s.Create(ctx, mk("clin-1", ptr("9999"))); !errors.Is(err, session.ErrExists) {
+	if err := s.Create(ctx, mk("clin-1", ptr("9999")), ev(audit.TypeClinicianCreated, "c")); !errors.Is(err, session.ErrExists) {
 		t.Fatalf("duplicate id: %v, want ErrExists", err)
 	}
-	if err := s.Create(ctx, mk("clin-1", nil)); !errors.Is(err, session.ErrExists) {
+	if err := s.Create(ctx, mk("clin-1", nil), ev(audit.TypeClinicianCreated, "c")); !errors.Is(err, session.ErrExists) {
 		t.Fatalf("duplicate id without identifier: %v, want ErrExists", err)
 	}
-	if err := s.Create(ctx, mk("clin-2", ptr("1234"))); !errors.Is(err, session.ErrIdentifierTaken) {
+	if err := s.Create(ctx, mk("clin-2", ptr("1234")), ev(audit.TypeClinicianCreated, "c")); !errors.Is(err, session.ErrIdentifierTaken) {
 		t.Fatalf("duplicate identifier: %v, want ErrIdentifierTaken", err)
 	}
 	if _, err := s.Get(ctx, "clin-2"); !errors.Is(err, session.ErrNotFound) {
@@ -163,7 +164,7 @@ func testReplace(t *testing.T, s session.Store) {
 	err := s.Replace(ctx, "clin-1", session.Replacement{
 		Products: []string{"gdm"}, Groups: []string{},
 		Modified: later, ModifiedBy: "editor",
-	})
+	}, ev(audit.TypeClinicianUpdated, "clin-1"))
 	if err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
@@ -178,7 +179,7 @@ func testReplace(t *testing.T, s session.Store) {
 		LoginActive: &off, Products: []string{"send"}, Groups: []string{"send superclinician"},
 		SendEntryIdentifier: ptr("4321"), ContractExpiryEODDate: ptr("2026-12-31"),
 		Modified: later, ModifiedBy: "editor2",
-	})
+	}, ev(audit.TypeClinicianUpdated, "clin-1"))
 	if err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
@@ -193,11 +194,11 @@ func testReplace(t *testing.T, s session.Store) {
 		t.Fatalf("old identifier still found: %v", err)
 	}
 	// The old identifier is free again; keeping one's own is no conflict.
-	err = s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: later, ModifiedBy: "e"})
+	err = s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: later, ModifiedBy: "e"}, ev(audit.TypeClinicianUpdated, "clin-2"))
 	if err != nil {
 		t.Fatalf("take freed identifier: %v", err)
 	}
-	err = s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: later, ModifiedBy: "e"})
+	err = s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: later, ModifiedBy: "e"}, ev(audit.TypeClinicianUpdated, "clin-2"))
 	if err != nil {
 		t.Fatalf("keep own identifier: %v", err)
 	}
@@ -209,12 +210,12 @@ func testReplace(t *testing.T, s session.Store) {
 func testReplaceConflictAndMissing(t *testing.T, s session.Store) {
 	ctx := context.Background()
 	create(t, s, mk("clin-1", ptr("1234")), mk("clin-2", ptr("5678")))
-	err := s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: base, ModifiedBy: "e"})
+	err := s.Replace(ctx, "clin-2", session.Replacement{Products: []string{}, Groups: []string{}, SendEntryIdentifier: ptr("1234"), Modified: base, ModifiedBy: "e"}, ev(audit.TypeClinicianUpdated, "clin-2"))
 	if !errors.Is(err, session.ErrIdentifierTaken) {
 		t.Fatalf("taken identifier: %v, want ErrIdentifierTaken", err)
 	}
 	equal(t, get(t, s, "clin-2"), mk("clin-2", ptr("5678")))
-	err = s.Replace(ctx, "nope", session.Replacement{Products: []string{}, Groups: []string{}, Modified: base, ModifiedBy: "e"})
+	err = s.Replace(ctx, "nope", session.Replacement{Products: []string{}, Groups: []string{}, Modified: base, ModifiedBy: "e"}, ev(audit.TypeClinicianUpdated, "nope"))
 	if !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("missing: %v, want ErrNotFound", err)
 	}
@@ -245,7 +246,7 @@ func testSetLoginActive(t *testing.T, s session.Store) {
 func testDropAll(t *testing.T, s session.Store) {
 	ctx := context.Background()
 	create(t, s, mk("clin-1", ptr("1234")), mk("clin-2", nil))
-	if err := s.DropAll(ctx); err != nil {
+	if err := s.DropAll(ctx, ev(audit.TypeDataDropped, "")); err != nil {
 		t.Fatalf("DropAll: %v", err)
 	}
 	if _, err := s.Get(ctx, "clin-1"); !errors.Is(err, session.ErrNotFound) {
@@ -255,4 +256,57 @@ func testDropAll(t *testing.T, s session.Store) {
 		t.Fatalf("after DropAll: %v", err)
 	}
 	create(t, s, mk("clin-1", ptr("1234")))
+}
+
+// ev is an event the session service would record.
+func ev(typ, id string) audit.Event {
+	return audit.New(context.Background(), "session", typ, id, audit.Data{"clinician_id": id})
+}
+
+// TestEventsWithChanges checks that each change is stored with its events
+// and that a change that fails stores none.
+func TestEventsWithChanges(t *testing.T) {
+	storagetest.Each(t, sessiondb.Migrations(), func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		s := sessiondb.New(db)
+		c := mk("clin-1", ptr("1234"))
+		if err := s.Create(ctx, c, ev(audit.TypeClinicianCreated, "clin-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, c, ev(audit.TypeClinicianCreated, "clin-1")); !errors.Is(err, session.ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+		r := session.Replacement{Products: []string{}, Groups: []string{}, Modified: base, ModifiedBy: "e"}
+		if err := s.Replace(ctx, "nope", r, ev(audit.TypeClinicianUpdated, "nope")); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("replace missing: %v", err)
+		}
+		if err := s.Replace(ctx, "clin-1", r, ev(audit.TypeClinicianUpdated, "clin-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetLoginActive(ctx, "clin-1", false, base, "d", ev(audit.TypeClinicianUpdated, "clin-1"), ev(audit.TypeLoginFailure, "clin-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetLoginActive(ctx, "nope", false, base, "d", ev(audit.TypeLoginFailure, "nope")); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("deactivate missing: %v", err)
+		}
+		if err := s.Record(ctx, ev(audit.TypeLoginSuccess, "clin-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DropAll(ctx, ev(audit.TypeDataDropped, "")); err != nil {
+			t.Fatal(err)
+		}
+		p, err := audit.List(ctx, db, audit.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range p.Events {
+			got = append(got, e.Type+" "+e.Subject)
+		}
+		want := []string{"clinician created clin-1", "clinician updated clin-1", "clinician updated clin-1",
+			"SEND entry login failure clin-1", "SEND entry login success clin-1", "data dropped "}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
 )
@@ -26,7 +27,7 @@ func Migrations() storage.Migrations {
 	if err != nil {
 		panic(err)
 	}
-	return storage.Migrations{Postgres: pg, SQLite: lite}
+	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
 }
 
 // Store implements session.Store.
@@ -42,15 +43,20 @@ func New(db storage.DB) *Store { return &Store{db: db} }
 const columns = `clinician_id, login_active, products, "groups", send_entry_identifier, contract_expiry_eod_date, created, created_by, modified, modified_by`
 
 // Create implements session.Store.
-func (s *Store) Create(ctx context.Context, c session.Clinician) error {
+func (s *Store) Create(ctx context.Context, c session.Clinician, ev audit.Event) error {
 	products, groups, err := encodeLists(c.Products, c.Groups)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Exec(ctx,
-		"INSERT INTO clinicians ("+columns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		c.ID, c.LoginActive, products, groups, nullable(c.SendEntryIdentifier), nullable(c.ContractExpiryEODDate),
-		c.Created, c.CreatedBy, c.Modified, c.ModifiedBy)
+	err = s.db.Tx(ctx, func(q storage.Querier) error {
+		if _, err := q.Exec(ctx,
+			"INSERT INTO clinicians ("+columns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			c.ID, c.LoginActive, products, groups, nullable(c.SendEntryIdentifier), nullable(c.ContractExpiryEODDate),
+			c.Created, c.CreatedBy, c.Modified, c.ModifiedBy); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		// Two unique keys: tell which one was taken.
 		if _, gerr := s.Get(ctx, c.ID); gerr == nil {
@@ -72,12 +78,18 @@ func (s *Store) GetByIdentifier(ctx context.Context, identifier string) (session
 }
 
 // Replace implements session.Store.
-func (s *Store) Replace(ctx context.Context, id string, r session.Replacement) error {
+func (s *Store) Replace(ctx context.Context, id string, r session.Replacement, ev audit.Event) error {
 	products, groups, err := encodeLists(r.Products, r.Groups)
 	if err != nil {
 		return err
 	}
-	n, err := s.db.Exec(ctx,
+	return s.db.Tx(ctx, func(q storage.Querier) error {
+		return replace(ctx, q, id, r, products, groups, ev)
+	})
+}
+
+func replace(ctx context.Context, q storage.Querier, id string, r session.Replacement, products, groups string, ev audit.Event) error {
+	n, err := q.Exec(ctx,
 		`UPDATE clinicians SET
 			login_active = COALESCE($2, login_active),
 			products = $3,
@@ -97,27 +109,38 @@ func (s *Store) Replace(ctx context.Context, id string, r session.Replacement) e
 	case n == 0:
 		return session.ErrNotFound
 	}
-	return nil
+	return audit.Record(ctx, q, ev)
 }
 
 // SetLoginActive implements session.Store.
-func (s *Store) SetLoginActive(ctx context.Context, id string, active bool, modified time.Time, modifiedBy string) error {
-	n, err := s.db.Exec(ctx,
-		"UPDATE clinicians SET login_active = $2, modified = $3, modified_by = $4 WHERE clinician_id = $1",
-		id, active, modified, modifiedBy)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return session.ErrNotFound
-	}
-	return nil
+func (s *Store) SetLoginActive(ctx context.Context, id string, active bool, modified time.Time, modifiedBy string, evs ...audit.Event) error {
+	return s.db.Tx(ctx, func(q storage.Querier) error {
+		n, err := q.Exec(ctx,
+			"UPDATE clinicians SET login_active = $2, modified = $3, modified_by = $4 WHERE clinician_id = $1",
+			id, active, modified, modifiedBy)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return session.ErrNotFound
+		}
+		return audit.Record(ctx, q, evs...)
+	})
 }
 
 // DropAll implements session.Store.
-func (s *Store) DropAll(ctx context.Context) error {
-	_, err := s.db.Exec(ctx, "DELETE FROM clinicians")
-	return err
+func (s *Store) DropAll(ctx context.Context, ev audit.Event) error {
+	return s.db.Tx(ctx, func(q storage.Querier) error {
+		if _, err := q.Exec(ctx, "DELETE FROM clinicians"); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, ev)
+	})
+}
+
+// Record implements session.Store.
+func (s *Store) Record(ctx context.Context, evs ...audit.Event) error {
+	return audit.RecordTx(ctx, s.db, evs...)
 }
 
 func scan(r storage.Row) (session.Clinician, error) {

@@ -5,15 +5,18 @@ import (
 
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Rules returns the access rules declared in session.proto.
+// Rules returns the access rules declared in session.proto and in
+// audit.proto: the process also serves the audit query API over its
+// outbox.
 func Rules() (auth.Rules, error) {
-	return auth.RulesOf(sessionv1.File_dhos_session_v1_session_proto.Services().Get(0))
+	return auth.RulesOf(sessionv1.File_dhos_session_v1_session_proto.Services().Get(0), auditgrpc.Descriptor())
 }
 
 // Server implements sessionv1.SessionServiceServer over the domain.

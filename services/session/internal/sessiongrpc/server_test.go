@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	auditv1 "github.com/dhosauth/dhosauth/gen/go/dhos/audit/v1"
 	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/pkg/storage"
@@ -54,26 +57,36 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-// take returns the audit events logged since the last call.
-func (b *logBuffer) take(t *testing.T) []map[string]any {
+// auditTail reads the sign-in audit events through the AuditService.
+type auditTail struct {
+	client auditv1.AuditServiceClient
+	cursor string
+}
+
+// take returns the sign-in events ("SEND entry login ...") recorded since
+// the last call, as {event_type, event_data, subject, actor, outcome}.
+func (a *auditTail) take(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		if line == "" {
-			continue
+	for {
+		resp, err := a.client.ListEvents(as(token(t, "read:audit", map[string]any{"system_id": "auditor"})), &auditv1.ListEventsRequest{PageSize: 500, PageToken: a.cursor})
+		if err != nil {
+			t.Fatalf("ListEvents: %v", err)
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
+		for _, ev := range resp.GetEvents() {
+			a.cursor = ev.GetCursor()
+			if !strings.HasPrefix(ev.GetEventType(), "SEND entry login") {
+				continue
+			}
+			out = append(out, map[string]any{
+				"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "subject": ev.GetSubject(),
+				"actor": ev.GetActor(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
+			})
 		}
-		if m["audit"] == true {
-			out = append(out, m)
+		if resp.GetNextPageToken() == "" {
+			return out
 		}
 	}
-	b.buf.Reset()
-	return out
 }
 
 // checkInternal verifies that a peer call carries the session service's
@@ -186,7 +199,7 @@ func deadAddr(t *testing.T) string {
 type testEnv struct {
 	client  sessionv1.SessionServiceClient
 	store   *sessiondb.Store
-	logs    *logBuffer
+	logs    *auditTail
 	devices *fakeDevices
 	tokens  *fakeTokens
 }
@@ -234,7 +247,6 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 	svc := session.NewService(store,
 		sessiongrpc.NewDeviceClient(devicev1.NewDeviceServiceClient(deviceConn)),
 		sessiongrpc.NewTokenClient(tokenv1.NewTokenServiceClient(tokenConn)),
-		session.LogAuditor{Logger: logger},
 		session.Config{AllowDropData: o.allowDrop, Now: func() time.Time { return testNow }},
 	)
 
@@ -243,12 +255,15 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Serve(ctx, service.ServerOptions{
-			Name:      "session",
-			Addr:      "127.0.0.1:0",
-			Logger:    logger,
-			Guard:     auth.NewGuard(verifier, rules, o.production),
-			Services:  []string{sessionv1.SessionService_ServiceDesc.ServiceName},
-			Register:  sessiongrpc.New(svc).Register,
+			Name:     "session",
+			Addr:     "127.0.0.1:0",
+			Logger:   logger,
+			Guard:    auth.NewGuard(verifier, rules, o.production),
+			Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+			Register: func(g *grpc.Server) {
+				sessiongrpc.New(svc).Register(g)
+				auditgrpc.New(db).Register(g)
+			},
 			Ready:     db.Ping,
 			Listening: func(a net.Addr) { addrc <- a },
 		})
@@ -272,7 +287,7 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &testEnv{client: sessionv1.NewSessionServiceClient(cc), store: store, logs: logs, devices: devices, tokens: tokens}
+	return &testEnv{client: sessionv1.NewSessionServiceClient(cc), store: store, logs: &auditTail{client: auditv1.NewAuditServiceClient(cc)}, devices: devices, tokens: tokens}
 }
 
 // token signs a legacy HS512 token with the given scopes and metadata.
@@ -377,7 +392,7 @@ func TestSessionService(t *testing.T) {
 			{"JWTContractExpiry", testJWTContractExpiry},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				if err := e.store.DropAll(context.Background()); err != nil {
+				if err := e.store.DropAll(context.Background(), audit.New(context.Background(), "session", audit.TypeDataDropped, "", nil)); err != nil {
 					t.Fatalf("DropAll: %v", err)
 				}
 				e.logs.take(t)
@@ -614,14 +629,29 @@ func wantAudit(t *testing.T, e *testEnv, eventType string, data map[string]any) 
 	if len(events) != 1 {
 		t.Fatalf("audit events %v, want one %s", events, eventType)
 	}
-	if events[0]["event_type"] != eventType || events[0]["level"] != "INFO" {
-		t.Fatalf("audit event %v, want %s at INFO", events[0], eventType)
+	if events[0]["event_type"] != eventType {
+		t.Fatalf("audit event %v, want %s", events[0], eventType)
+	}
+	wantOutcome := "success"
+	if reason, ok := data["reason"].(string); ok {
+		wantOutcome = "failure"
+		if events[0]["reason"] != reason {
+			t.Fatalf("audit event %v, want reason %s", events[0], reason)
+		}
+	}
+	if events[0]["outcome"] != wantOutcome || events[0]["actor"] != data["device_id"] || events[0]["subject"] != orEmpty(data["clinician_id"]) {
+		t.Fatalf("audit event %v: want outcome %s, the device as actor, the clinician as subject", events[0], wantOutcome)
 	}
 	got, _ := json.Marshal(events[0]["event_data"])
 	want, _ := json.Marshal(data)
 	if string(got) != string(want) {
 		t.Fatalf("event_data %s, want %s", got, want)
 	}
+}
+
+func orEmpty(v any) string {
+	s, _ := v.(string)
+	return s
 }
 
 func wantNoAudit(t *testing.T, e *testEnv) {
@@ -770,7 +800,7 @@ func TestPeers(t *testing.T) {
 	ctx := context.Background()
 	seed := func(t *testing.T, e *testEnv) {
 		t.Helper()
-		if err := e.store.DropAll(ctx); err != nil {
+		if err := e.store.DropAll(ctx, audit.New(ctx, "session", audit.TypeDataDropped, "", nil)); err != nil {
 			t.Fatal(err)
 		}
 		mustCreate(t, e, newClinician("clin-1", "1234"))

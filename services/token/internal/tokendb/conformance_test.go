@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
@@ -166,4 +167,39 @@ func testDropAllEmpty(t *testing.T, s token.Store) {
 	if err := s.DropAll(context.Background()); err != nil {
 		t.Fatalf("DropAll on an empty store: %v", err)
 	}
+}
+
+// TestEventsWithRecords checks that an issued token is recorded with its
+// "token issued" event (no token in it), a duplicate with none, and that
+// dropping data records "data dropped" and keeps the events.
+func TestEventsWithRecords(t *testing.T) {
+	storagetest.Each(t, tokendb.Migrations(), func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		s := tokendb.New(db)
+		r := record("jti-1", token.KindDevice, "dev-1")
+		mustRecord(t, s, r)
+		if err := s.RecordIssued(ctx, r); !errors.Is(err, token.ErrDuplicateID) {
+			t.Fatalf("duplicate: %v", err)
+		}
+		if err := s.DropAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordEvents(ctx, audit.New(ctx, tokendb.ServiceName, audit.TypeKeyRotated, "kid-2", audit.Data{"key_id": "kid-2"})); err != nil {
+			t.Fatal(err)
+		}
+		p, err := audit.List(ctx, db, audit.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range p.Events {
+			got = append(got, e.Type+" "+e.Subject)
+		}
+		if want := "[token issued dev-1 data dropped  signing key rotated kid-2]"; fmt.Sprint(got) != want {
+			t.Fatalf("events %v, want %s", got, want)
+		}
+		if d := p.Events[0].Data; d["kind"] != string(token.KindDevice) || d["token_id"] != "jti-1" || d["expires_at"] == nil || p.Events[0].Service != "token" {
+			t.Fatalf("token issued event %+v", p.Events[0])
+		}
+	})
 }

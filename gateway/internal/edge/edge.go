@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	activationv1 "github.com/dhosauth/dhosauth/gen/go/dhos/activation/v1"
+	auditv1 "github.com/dhosauth/dhosauth/gen/go/dhos/audit/v1"
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
@@ -125,6 +126,13 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	rt.handle(http.MethodHead, "/running", handleRunning)
 	rt.handle(http.MethodGet, "/version", versionHandler(o.Version))
 	rt.handle(http.MethodGet, "/openapi.json", handleOpenAPI)
+	aq := &auditQuery{errs: errs, sources: []auditSource{
+		{"activation", auditv1.NewAuditServiceClient(o.Conns.Activation)},
+		{"device", auditv1.NewAuditServiceClient(o.Conns.Device)},
+		{"session", auditv1.NewAuditServiceClient(o.Conns.Session)},
+		{"token", auditv1.NewAuditServiceClient(o.Conns.Token)},
+	}}
+	rt.handle(http.MethodGet, AuditEventsPath, aq.list)
 	if !o.Environment.IsProduction() {
 		rt.handle(http.MethodGet, "/docs", handleDocs)
 		td := &testData{

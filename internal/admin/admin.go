@@ -17,10 +17,12 @@ import (
 )
 
 // DefaultScopes are the scopes of the administrator's system token: every
-// scope the /dhos/v1 management endpoints ask for.
+// scope the /dhos/v1 management endpoints ask for, and read:audit for the
+// audit query endpoint.
 var DefaultScopes = []string{
 	"write:gdm_activation", "read:gdm_activation",
 	"write:send_clinician", "write:send_device", "read:send_device",
+	"read:audit",
 }
 
 // InternalKey reads the service-to-service key: INTERNAL_AUTH_KEY, or the

@@ -118,9 +118,9 @@ func BearerToken(ctx context.Context) (string, error) {
 	if len(vals) == 0 {
 		return "", apperr.Unauthenticated("%v", ErrNoToken)
 	}
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+	tok, ok := bearerFromHeader(vals[0])
+	if !ok {
 		return "", apperr.Unauthenticated("authorization must be 'Bearer <token>'")
 	}
-	return strings.TrimSpace(tok), nil
+	return tok, nil
 }

@@ -27,9 +27,10 @@ func (s StaticKeys) PublicKey(_ context.Context, kid string) (crypto.PublicKey, 
 	return k.Key, k.Alg, nil
 }
 
-// RemoteKeys caches a JWK set fetched from the token service. An unknown
-// key id triggers a refetch, at most once per MinRefresh; the whole set is
-// refreshed after TTL.
+// RemoteKeys caches a JWK set fetched from the token service (or, for a
+// trusted external issuer, from its JWKS URL). An unknown key id triggers a
+// refetch, at most once per MinRefresh; the whole set is refreshed after
+// TTL. When a refresh fails the keys already known stay in use.
 type RemoteKeys struct {
 	Fetch      func(ctx context.Context) ([]JWK, error)
 	MinRefresh time.Duration
@@ -76,7 +77,7 @@ func (r *RemoteKeys) refresh(ctx context.Context) error {
 	keys := make(map[string]StaticKey, len(jwks))
 	for _, j := range jwks {
 		pub, err := j.PublicKey()
-		if err != nil || j.Kid == "" || j.Alg == "" {
+		if err != nil || j.Kid == "" || (j.Use != "" && j.Use != "sig") {
 			continue
 		}
 		keys[j.Kid] = StaticKey{Key: pub, Alg: j.Alg}

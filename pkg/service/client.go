@@ -50,23 +50,17 @@ func deadline(ctx context.Context, method string, req, reply any, cc *grpc.Clien
 	return inv(ctx, method, req, reply, cc, opts...)
 }
 
-// Verifier returns the verifier a service uses: legacy HS512, internal
-// tokens, and the token service's public keys fetched over tok.
+// Verifier returns a verifier over the token service's public keys
+// fetched over tok, legacy HS512, internal tokens and the trusted issuers,
+// without revocations (services use StartVerifier, which adds them).
 func (c Common) Verifier(tok tokenv1.TokenServiceClient) *auth.Verifier {
-	return auth.NewVerifier(auth.VerifierOptions{
-		Issuer:      c.Issuer,
-		Audience:    c.Audience,
-		Keys:        &auth.RemoteKeys{Fetch: JWKSFetcher(tok)},
-		HSKey:       c.HSKey,
-		HSIssuer:    c.HSIssuer,
-		InternalKey: c.InternalKey,
-	})
+	return auth.NewVerifier(c.verifierOptions(tok, nil))
 }
 
 // JWKSFetcher reads the token service's key set.
 func JWKSFetcher(tok tokenv1.TokenServiceClient) func(ctx context.Context) ([]auth.JWK, error) {
 	return func(ctx context.Context) ([]auth.JWK, error) {
-		resp, err := tok.GetJwks(ctx, &tokenv1.GetJwksRequest{})
+		resp, err := tok.GetJWKS(ctx, &tokenv1.GetJWKSRequest{})
 		if err != nil {
 			return nil, err
 		}

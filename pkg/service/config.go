@@ -50,6 +50,8 @@ type Common struct {
 	// InternalKey signs service-to-service tokens.
 	InternalKey []byte
 	Addr        Addresses
+	// Trust: leeway, trusted issuers, revocation polling, verify cache.
+	Trust Trust
 	// Audit configures the publishing of the audit outbox.
 	Audit AuditConfig
 }
@@ -101,6 +103,7 @@ func LoadCommon(l *config.Loader, name string) Common {
 		l.Fail("INTERNAL_AUTH_KEY: %v", err)
 	}
 	c.InternalKey = key
+	c.Trust = LoadTrust(l)
 	c.Addr = Addresses{
 		Activation: l.String("ACTIVATION_GRPC_ADDR", DefaultActivationAddr),
 		Device:     l.String("DEVICE_GRPC_ADDR", DefaultDeviceAddr),

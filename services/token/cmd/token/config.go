@@ -1,13 +1,14 @@
 package main
 
 import (
-	"crypto/rsa"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 )
@@ -26,11 +27,47 @@ const (
 // maxExpirySeconds bounds every configured token lifetime (one year).
 const maxExpirySeconds = 366 * 24 * 3600
 
+// Key defaults.
+const (
+	defaultSigningAlg        = token.AlgES256
+	defaultRotationPeriod    = 720 * time.Hour
+	defaultPropagationPeriod = time.Hour
+	// KeyEncryptionKeyFile keeps the generated KEY_ENCRYPTION_KEY in
+	// DATA_DIR outside production.
+	KeyEncryptionKeyFile = "key-encryption.key"
+)
+
+// Where signing keys come from.
+const (
+	modeManaged = "managed" // made by the service, sealed in its store
+	modeFiles   = "files"   // SIGNING_KEYS_DIR, RSA_PRIVATE_KEY(_FILE)
+	modeHS      = "hs512"   // the legacy shared key HS_KEY
+)
+
+// keyPlan is how the signer is built once the store is open.
+type keyPlan struct {
+	mode string
+	// propagation is KEY_PROPAGATION_PERIOD: how long a new key is
+	// published before it signs (managed keys), and what bounds the
+	// caching of the key set (every mode).
+	propagation time.Duration
+	// hs and files are ready-made signers of those modes.
+	hs    *token.HSSigner
+	files *token.FileKeys
+	// managed keys: configuration and the key encryption keys.
+	managed token.ManagedConfig
+	kek     []byte
+	kekPrev []byte
+}
+
 // settings is the token service's configuration.
 type settings struct {
 	Common service.Common
 	Token  token.Config
-	Signer token.Signer
+	Keys   keyPlan
+	// Expiring are configured secrets with an *_EXPIRES_AT.
+	Expiring      []token.Expiring
+	ExpiryWarning time.Duration
 	// Notes are remarks for the start-up log.
 	Notes []string
 }
@@ -49,9 +86,12 @@ func loadSettings(l *config.Loader) settings {
 		DeviceLifetime:  seconds(l, "SEND_ENTRY_DEVICE_JWT_EXPIRY_IN_SECONDS", 86400),
 		SystemLifetime:  seconds(l, "SYSTEM_JWT_EXPIRY_IN_SECONDS", 3600),
 		AllowDropData:   l.Bool("ALLOW_DROP_DATA", false),
+		Leeway:          c.Trust.Leeway,
 	}
 	s.Token.ClinicianLifetime = s.Token.PatientLifetime
-	s.Signer, s.Token.Issuer, s.Token.Audience, s.Notes = loadSigner(l, c)
+	s.ExpiryWarning = l.Duration("KEY_EXPIRY_WARNING", token.DefaultExpiryWarning)
+	s.Keys, s.Token.Issuer, s.Token.Audience, s.Notes = loadKeys(l, c, s.Token.Retention())
+	s.Expiring = expiries(l, s.Keys.mode)
 	return s
 }
 
@@ -79,67 +119,167 @@ func seconds(l *config.Loader, name string, def int) time.Duration {
 	return time.Duration(l.Int(name, def, 1, maxExpirySeconds)) * time.Second
 }
 
-// loadSigner chooses how tokens are signed. With HS_KEY: HS512 under it,
-// iss = aud = HS_ISSUER, as the original service did. Otherwise RS256 with
-// RSA_PRIVATE_KEY or RSA_PRIVATE_KEY_FILE, iss and aud from the common
-// configuration; outside production, with neither, a key generated once
-// and kept in DATA_DIR.
-func loadSigner(l *config.Loader, c service.Common) (signer token.Signer, iss, aud string, notes []string) {
+// loadKeys chooses how tokens are signed:
+//   - HS512 under HS_KEY (iss = aud = HS_ISSUER) when SIGNING_ALG is HS512,
+//     or when HS_KEY is set and SIGNING_ALG is not (as before managed keys
+//     existed, so that estates on the shared key keep working unchanged);
+//   - keys from files: SIGNING_KEYS_DIR (every *.pem file), or one key in
+//     RSA_PRIVATE_KEY or RSA_PRIVATE_KEY_FILE;
+//   - otherwise managed keys of SIGNING_ALG (ES256 by default) made by the
+//     service and sealed in its store under KEY_ENCRYPTION_KEY (required
+//     in production; generated once into DATA_DIR elsewhere).
+func loadKeys(l *config.Loader, c service.Common, retention time.Duration) (p keyPlan, iss, aud string, notes []string) {
+	alg := l.String("SIGNING_ALG", "")
+	dir := l.String("SIGNING_KEYS_DIR", "")
+	signingID := l.String("SIGNING_KEY_ID", "")
 	pemText := l.Secret("RSA_PRIVATE_KEY")
 	pemFile := l.String("RSA_PRIVATE_KEY_FILE", "")
-	if len(c.HSKey) > 0 {
-		if pemText != "" || pemFile != "" {
-			notes = append(notes, "HS_KEY is set: tokens are signed HS512 and the RSA key is not used")
+	rotation := l.Duration("KEY_ROTATION_PERIOD", defaultRotationPeriod)
+	propagation := l.Duration("KEY_PROPAGATION_PERIOD", defaultPropagationPeriod)
+	if alg != "" && alg != token.AlgHS512 && !slices.Contains(token.ManagedAlgorithms, alg) {
+		l.Fail("SIGNING_ALG: want one of ES256, EdDSA, RS256, HS512, got %q", alg)
+		return p, "", "", notes
+	}
+	fileSources := 0
+	for _, v := range []string{dir, pemText, pemFile} {
+		if v != "" {
+			fileSources++
+		}
+	}
+
+	if alg == token.AlgHS512 || (alg == "" && len(c.HSKey) > 0) {
+		if len(c.HSKey) == 0 {
+			l.Fail("SIGNING_ALG=HS512 needs HS_KEY (and HS_ISSUER)")
+			return p, "", "", notes
+		}
+		if fileSources > 0 {
+			notes = append(notes, "tokens are signed HS512 with HS_KEY: the configured key files are not used (set SIGNING_ALG to use them)")
+		}
+		if alg == "" {
+			notes = append(notes, "HS_KEY is set and SIGNING_ALG is not: tokens are signed HS512 with the shared key, as before; set SIGNING_ALG=ES256 to sign with managed keys (HS512 tokens are still accepted)")
 		}
 		hs, err := token.NewHSSigner(c.HSKey)
 		if err != nil {
 			l.Fail("HS_KEY: %v", err)
-			return nil, "", "", notes
+			return p, "", "", notes
 		}
-		return hs, c.HSIssuer, c.HSIssuer, notes
+		return keyPlan{mode: modeHS, hs: hs, propagation: propagation}, c.HSIssuer, c.HSIssuer, notes
 	}
-	var (
-		key    []byte
-		source string
-	)
-	switch {
-	case pemText != "" && pemFile != "":
-		l.Fail("set RSA_PRIVATE_KEY or RSA_PRIVATE_KEY_FILE, not both")
-		return nil, "", "", notes
-	case pemText != "":
-		key, source = []byte(pemText), "RSA_PRIVATE_KEY"
-	case pemFile != "":
-		b, err := os.ReadFile(pemFile)
-		if err != nil {
-			l.Fail("RSA_PRIVATE_KEY_FILE: cannot read the key file: %v", err)
-			return nil, "", "", notes
+
+	if fileSources > 0 {
+		if fileSources > 1 {
+			l.Fail("set one of SIGNING_KEYS_DIR, RSA_PRIVATE_KEY, RSA_PRIVATE_KEY_FILE, not several")
+			return p, "", "", notes
 		}
-		key, source = b, "RSA_PRIVATE_KEY_FILE"
-	case c.Environment.IsProduction():
-		l.Fail("a signing key must be configured in PRODUCTION: set HS_KEY (with HS_ISSUER), RSA_PRIVATE_KEY or RSA_PRIVATE_KEY_FILE")
-		return nil, "", "", notes
-	default:
-		rk, err := token.LoadOrCreateRSAKey(c.DataDir, token.SigningKeyFile)
+		files, source, err := fileKeys(dir, signingID, pemText, pemFile)
 		if err != nil {
-			l.Fail("signing key in DATA_DIR: %v", err)
-			return nil, "", "", notes
+			l.Fail("%s: %v", source, err)
+			return p, "", "", notes
 		}
-		notes = append(notes, "no signing key configured: using the generated key in DATA_DIR/"+token.SigningKeyFile+" (not for production)")
-		return newRSASigner(l, "DATA_DIR/"+token.SigningKeyFile, rk), c.Issuer, c.Audience, notes
+		if alg != "" && files.Alg() != alg {
+			l.Fail("SIGNING_ALG is %s but the signing key in %s is %s", alg, source, files.Alg())
+			return p, "", "", notes
+		}
+		return keyPlan{mode: modeFiles, files: files, propagation: propagation}, c.Issuer, c.Audience, notes
 	}
-	rk, err := token.ParseRSAPrivateKey(key)
+
+	if alg == "" {
+		alg = defaultSigningAlg
+	}
+	if rotation <= propagation {
+		l.Fail("KEY_ROTATION_PERIOD (%s) must be longer than KEY_PROPAGATION_PERIOD (%s)", rotation, propagation)
+	}
+	if max := 24 * time.Hour; propagation > max {
+		l.Fail("KEY_PROPAGATION_PERIOD: at most %s, got %s", max, propagation)
+	}
+	prod := c.Environment.IsProduction()
+	kekValue := l.Secret("KEY_ENCRYPTION_KEY")
+	if kekValue == "" && prod {
+		l.Fail("KEY_ENCRYPTION_KEY must be set in PRODUCTION to seal the managed signing keys (at least 32 characters), " +
+			"or configure a signing key: SIGNING_KEYS_DIR, RSA_PRIVATE_KEY(_FILE) or HS_KEY")
+		return p, "", "", notes
+	}
+	kek, err := secret.LoadKey(kekValue, c.DataDir, KeyEncryptionKeyFile, !prod)
 	if err != nil {
-		l.Fail("%s: %v", source, err)
-		return nil, "", "", notes
+		l.Fail("KEY_ENCRYPTION_KEY: %v", err)
+		return p, "", "", notes
 	}
-	return newRSASigner(l, source, rk), c.Issuer, c.Audience, notes
+	if kekValue == "" {
+		notes = append(notes, "KEY_ENCRYPTION_KEY is not set: the managed signing keys are sealed under the key generated in DATA_DIR/"+KeyEncryptionKeyFile+" (not for production)")
+	}
+	prev := l.Secret("KEY_ENCRYPTION_KEY_PREVIOUS")
+	if prev != "" && len(prev) < secret.MinKeyLength {
+		l.Fail("KEY_ENCRYPTION_KEY_PREVIOUS must be at least %d characters", secret.MinKeyLength)
+	}
+	return keyPlan{
+		mode:        modeManaged,
+		propagation: propagation,
+		managed:     token.ManagedConfig{Alg: alg, RotationPeriod: rotation, PropagationPeriod: propagation, Retention: retention},
+		kek:         kek,
+		kekPrev:     []byte(prev),
+	}, c.Issuer, c.Audience, notes
 }
 
-func newRSASigner(l *config.Loader, source string, rk *rsa.PrivateKey) token.Signer {
-	s, err := token.NewRSASigner(rk)
-	if err != nil {
-		l.Fail("%s: %v", source, err)
-		return nil
+// fileKeys reads the configured key files; source names the setting.
+func fileKeys(dir, signingID, pemText, pemFile string) (*token.FileKeys, string, error) {
+	if dir != "" {
+		f, err := token.NewFileKeys(dir, signingID)
+		return f, "SIGNING_KEYS_DIR", err
 	}
-	return s
+	text, source := []byte(pemText), "RSA_PRIVATE_KEY"
+	if pemFile != "" {
+		b, err := os.ReadFile(pemFile)
+		if err != nil {
+			return nil, "RSA_PRIVATE_KEY_FILE", err
+		}
+		text, source = b, "RSA_PRIVATE_KEY_FILE"
+	}
+	rk, err := token.ParseRSAPrivateKey(text)
+	if err != nil {
+		return nil, source, err
+	}
+	k, err := token.NewKeyPair(rk)
+	if err != nil {
+		return nil, source, err
+	}
+	return token.NewFixedKey(k), source, nil
+}
+
+// expiries reads the *_EXPIRES_AT of the secrets in use: an RFC 3339 time
+// or a date (the end of that day, UTC).
+func expiries(l *config.Loader, mode string) []token.Expiring {
+	names := []string{"INTERNAL_AUTH_KEY"}
+	switch mode {
+	case modeHS:
+		names = append(names, "HS_KEY")
+	case modeFiles:
+		names = append(names, "SIGNING_KEYS", "RSA_PRIVATE_KEY")
+	case modeManaged:
+		names = append(names, "KEY_ENCRYPTION_KEY")
+	}
+	var out []token.Expiring
+	for _, n := range names {
+		v := l.String(n+"_EXPIRES_AT", "")
+		if v == "" {
+			continue
+		}
+		t, err := parseExpiry(v)
+		if err != nil {
+			l.Fail("%s_EXPIRES_AT: want a date (2026-12-31) or an RFC 3339 time, got %q", n, v)
+			continue
+		}
+		out = append(out, token.Expiring{Name: n, ExpiresAt: t})
+	}
+	return out
+}
+
+func parseExpiry(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	d, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return d.Add(24*time.Hour - time.Millisecond), nil
 }

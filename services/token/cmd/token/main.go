@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
@@ -15,6 +19,7 @@ import (
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 	"github.com/dhosauth/dhosauth/services/token/internal/tokendb"
 	"github.com/dhosauth/dhosauth/services/token/internal/tokengrpc"
+	"google.golang.org/grpc"
 )
 
 func main() {
@@ -46,45 +51,153 @@ func serve(ctx context.Context, lookup func(string) (string, bool), listening fu
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	lg.Info("configuration", l.Summary()...)
-	lg.Info("token signing", "alg", cfg.Signer.Alg(), "issuer", cfg.Token.Issuer, "audience", cfg.Token.Audience,
-		"environment", string(cfg.Common.Environment), "store", cfg.Common.StoreName())
 	for _, n := range cfg.Notes {
 		lg.Warn(n)
 	}
-
-	keys, err := token.VerificationKeys(cfg.Signer)
+	ops, err := service.StartOps(ctx, cfg.Common, lg, "")
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewVerifier(auth.VerifierOptions{
-		Issuer:      cfg.Common.Issuer,
-		Audience:    cfg.Common.Audience,
-		Keys:        keys,
-		HSKey:       cfg.Common.HSKey,
-		HSIssuer:    cfg.Common.HSIssuer,
-		InternalKey: cfg.Common.InternalKey,
-	})
-	rules, err := tokengrpc.Rules()
-	if err != nil {
-		return err
-	}
+	defer ops.Close()
 
 	db, err := storage.Open(ctx, cfg.Common.Storage, tokendb.Migrations())
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer db.Close()
+	store := tokendb.New(db)
 
-	issuer := token.NewIssuer(cfg.Token, cfg.Signer, tokendb.New(db), verifier)
-	srv := tokengrpc.New(issuer)
+	signer, err := buildSigner(ctx, cfg, store, lg)
+	if err != nil {
+		return err
+	}
+	lg.Info("token signing", "keys", cfg.Keys.mode, "alg", signer.Alg(), "issuer", cfg.Token.Issuer, "audience", cfg.Token.Audience,
+		"environment", string(cfg.Common.Environment), "store", cfg.Common.StoreName())
+
+	// The service verifies with its own keys; revocations recorded here
+	// apply at once, those recorded by other replicas within the poll
+	// interval (the list is read from the shared store).
+	revoked := auth.NewRevocationList(nil)
+	verifier := auth.NewVerifier(auth.VerifierOptions{
+		Issuer:      cfg.Token.Issuer,
+		Audience:    cfg.Token.Audience,
+		Keys:        signer,
+		HSKey:       cfg.Common.HSKey,
+		HSIssuer:    cfg.Common.HSIssuer,
+		InternalKey: cfg.Common.InternalKey,
+		Trusted:     cfg.Common.Trust.Trusted,
+		Revocations: revoked,
+		CacheSize:   cfg.Common.Trust.CacheSize,
+		Leeway:      cfg.Common.Trust.Leeway,
+	})
+	issuer := token.NewIssuer(cfg.Token, signer, store, verifier, revoked)
+	revoked.Fetch = issuer.Revocations
+	if err := revoked.Sync(ctx); err != nil {
+		return fmt.Errorf("read revocations: %w", err)
+	}
+	rules, err := tokengrpc.Rules()
+	if err != nil {
+		return err
+	}
+
+	unregister, err := token.KeyMetrics{Keys: signer.Keys, Secrets: cfg.Expiring, RotationPeriod: cfg.Keys.managed.RotationPeriod}.Register()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer func() { _ = unregister() }()
+	watch := &token.ExpiryWatch{
+		Secrets:           cfg.Expiring,
+		Warning:           cfg.ExpiryWarning,
+		RotationPeriod:    cfg.Keys.managed.RotationPeriod,
+		PropagationPeriod: cfg.Keys.managed.PropagationPeriod,
+		Logger:            lg,
+	}
+	watch.Check(ctx, signer.Keys())
+
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { revoked.Run(bg, cfg.Common.Trust.RevocationPollInterval, lg) })
+	wg.Go(func() { maintain(bg, cfg, signer, issuer, watch, lg) })
+	defer func() { stopBG(); wg.Wait() }()
+
+	srv := tokengrpc.New(issuer, tokengrpc.Options{JWKSMaxAge: token.JWKSMaxAge(cfg.Keys.propagation)})
+	stopAudit := cfg.Common.StartAuditPublisher(ctx, db, lg)
+	defer stopAudit()
 	return service.Serve(ctx, service.ServerOptions{
-		Name:      "token",
-		Addr:      cfg.Common.Addr.Token,
-		Logger:    lg,
-		Guard:     auth.NewGuard(verifier, rules, cfg.Common.Environment.IsProduction()),
-		Services:  []string{tokengrpc.ServiceName},
-		Register:  srv.Register,
+		Name:     "token",
+		Addr:     cfg.Common.Serve.GRPCListen,
+		Ops:      ops,
+		Logger:   lg,
+		Guard:    auth.NewGuard(verifier, rules, cfg.Common.Environment.IsProduction()),
+		Services: []string{tokengrpc.ServiceName, auditgrpc.ServiceName},
+		Register: func(g *grpc.Server) {
+			srv.Register(g)
+			auditgrpc.New(db).Register(g)
+		},
 		Ready:     db.Ping,
 		Listening: listening,
 	})
+}
+
+// buildSigner makes the signer the configuration chose.
+func buildSigner(ctx context.Context, cfg settings, store token.Store, lg *slog.Logger) (token.Signer, error) {
+	switch cfg.Keys.mode {
+	case modeHS:
+		return cfg.Keys.hs, nil
+	case modeFiles:
+		return cfg.Keys.files, nil
+	}
+	sealer, err := token.NewSealer(cfg.Keys.kek, cfg.Keys.kekPrev)
+	if err != nil {
+		return nil, fmt.Errorf("KEY_ENCRYPTION_KEY: %w", err)
+	}
+	mc := cfg.Keys.managed
+	mc.Logger = lg
+	keys, err := token.NewManagedKeys(ctx, store, sealer, mc)
+	if err != nil {
+		return nil, fmt.Errorf("managed signing keys: %w", err)
+	}
+	return keys, nil
+}
+
+// refreshInterval is how often keys are read again and scheduled work is
+// done: a quarter of the propagation period (so every replica publishes a
+// new key long before it signs), at most 30 seconds.
+func refreshInterval(propagation time.Duration) time.Duration {
+	d := min(30*time.Second, propagation/4)
+	if d < 100*time.Millisecond {
+		d = 100 * time.Millisecond
+	}
+	return d
+}
+
+// maintain re-reads the keys and rotates or removes them when due, checks
+// expiries, and prunes revocations that no longer matter, until ctx ends.
+func maintain(ctx context.Context, cfg settings, signer token.Signer, issuer *token.Issuer, watch *token.ExpiryWatch, lg *slog.Logger) {
+	every := 30 * time.Second
+	if cfg.Keys.mode == modeManaged {
+		every = refreshInterval(cfg.Keys.managed.PropagationPeriod)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastPrune := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := signer.Refresh(ctx); err != nil && ctx.Err() == nil {
+			lg.Error("signing keys: refresh failed", "error", err.Error())
+		}
+		watch.Check(ctx, signer.Keys())
+		if time.Since(lastPrune) >= 10*time.Minute {
+			lastPrune = time.Now()
+			if n, err := issuer.PruneRevocations(ctx); err != nil && ctx.Err() == nil {
+				lg.Warn("revocations: prune failed", "error", err.Error())
+			} else if n > 0 {
+				lg.Info("revocations: pruned those whose tokens have all expired", "count", n)
+			}
+		}
+	}
 }

@@ -33,6 +33,7 @@ func TestServe(t *testing.T) {
 				"ENVIRONMENT":       "TEST",
 				"DATA_DIR":          t.TempDir(),
 				"TOKEN_GRPC_ADDR":   "127.0.0.1:0",
+				"OPS_ADDR":          "127.0.0.1:0",
 				"INTERNAL_AUTH_KEY": internalKey,
 				"ALLOW_DROP_DATA":   "true",
 				"LOG_LEVEL":         "ERROR",
@@ -78,9 +79,9 @@ func testServe(t *testing.T, env map[string]string) {
 	if err != nil || v.GetPrincipalId() != "device-1" || v.GetExpiresAt() != iss.GetExpiresAt() {
 		t.Fatalf("VerifyToken: %v %v", v, err)
 	}
-	jwks, err := c.GetJwks(ctx, &tokenv1.GetJwksRequest{})
-	if err != nil || len(jwks.GetKeys()) != 1 || jwks.GetKeys()[0].GetAlg() != "RS256" {
-		t.Fatalf("GetJwks: %v %v", jwks, err)
+	jwks, err := c.GetJWKS(ctx, &tokenv1.GetJWKSRequest{})
+	if err != nil || len(jwks.GetKeys()) != 1 || jwks.GetKeys()[0].GetAlg() != "ES256" || jwks.GetMaxAgeSeconds() != 900 {
+		t.Fatalf("GetJWKS: %v %v", jwks, err)
 	}
 	// The verifier other services build from GetJwks accepts the token.
 	pv := service.Common{Issuer: service.DefaultIssuer, Audience: service.DefaultIssuer}.Verifier(c)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -25,6 +26,43 @@ func (k Kind) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// Revocable reports whether tokens of this kind can be revoked by
+// principal (patients, devices, clinicians; not systems).
+func (k Kind) Revocable() bool {
+	return k == KindPatient || k == KindDevice || k == KindClinician
+}
+
+// Proto is the kind as the API names it.
+func (k Kind) Proto() authv1.PrincipalKind {
+	switch k {
+	case KindPatient:
+		return authv1.PrincipalKind_PRINCIPAL_KIND_PATIENT
+	case KindDevice:
+		return authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE
+	case KindClinician:
+		return authv1.PrincipalKind_PRINCIPAL_KIND_CLINICIAN
+	case KindSystem:
+		return authv1.PrincipalKind_PRINCIPAL_KIND_SYSTEM
+	}
+	return authv1.PrincipalKind_PRINCIPAL_KIND_UNSPECIFIED
+}
+
+// KindFromProto maps the API's kind onto the domain's; anything else
+// (UNSPECIFIED, unknown numbers) becomes the invalid empty kind.
+func KindFromProto(k authv1.PrincipalKind) Kind {
+	switch k {
+	case authv1.PrincipalKind_PRINCIPAL_KIND_PATIENT:
+		return KindPatient
+	case authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE:
+		return KindDevice
+	case authv1.PrincipalKind_PRINCIPAL_KIND_CLINICIAN:
+		return KindClinician
+	case authv1.PrincipalKind_PRINCIPAL_KIND_SYSTEM:
+		return KindSystem
+	}
+	return ""
 }
 
 // Claims are the claims of a token the service issues.

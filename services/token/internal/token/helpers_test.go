@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,9 +32,112 @@ type memStore struct {
 	// dupes makes the next RecordIssued calls fail with ErrDuplicateID.
 	dupes int
 	err   error
+
+	keys    []token.StoredKey
+	revs    map[string]token.RevocationEntry
+	seq     int64
+	keysErr error
 }
 
-func newMemStore() *memStore { return &memStore{records: map[string]token.Record{}} }
+func newMemStore() *memStore {
+	return &memStore{records: map[string]token.Record{}, revs: map[string]token.RevocationEntry{}}
+}
+
+func (m *memStore) InsertKey(_ context.Context, k token.StoredKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.keys {
+		if o.ID == k.ID || o.Generation == k.Generation {
+			return token.ErrKeyExists
+		}
+	}
+	m.keys = append(m.keys, k)
+	return nil
+}
+
+func (m *memStore) ListKeys(context.Context) ([]token.StoredKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keysErr != nil {
+		return nil, m.keysErr
+	}
+	out := append([]token.StoredKey(nil), m.keys...)
+	slices.SortFunc(out, func(a, b token.StoredKey) int { return int(a.Generation - b.Generation) })
+	return out, nil
+}
+
+func (m *memStore) ResealKey(_ context.Context, kid string, sealed []byte, sealKeyID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.keys {
+		if m.keys[i].ID == kid {
+			m.keys[i].Sealed, m.keys[i].SealKeyID = sealed, sealKeyID
+			return nil
+		}
+	}
+	return token.ErrNotFound
+}
+
+func (m *memStore) DeleteKey(_ context.Context, kid string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys = slices.DeleteFunc(m.keys, func(k token.StoredKey) bool { return k.ID == kid })
+	return nil
+}
+
+func (m *memStore) Revoke(_ context.Context, e token.RevocationEntry) (token.RevocationEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	k := string(e.Kind) + "/" + e.Subject
+	if old, ok := m.revs[k]; ok && old.RevokedBefore.After(e.RevokedBefore) {
+		e.RevokedBefore = old.RevokedBefore
+	}
+	e.Seq = m.seq
+	m.revs[k] = e
+	return e, nil
+}
+
+func (m *memStore) RevocationsAfter(_ context.Context, after int64, notBefore time.Time, limit int) ([]token.RevocationEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []token.RevocationEntry
+	for _, e := range m.revs {
+		if e.Seq > after && !e.RevokedBefore.Before(notBefore) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b token.RevocationEntry) int { return int(a.Seq - b.Seq) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (m *memStore) RevokedBefore(_ context.Context, kind token.Kind, subject string) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.revs[string(kind)+"/"+subject]
+	if !ok {
+		return time.Time{}, token.ErrNotFound
+	}
+	return e.RevokedBefore, nil
+}
+
+func (m *memStore) RevocationEpoch(context.Context) (string, error) { return "mem", nil }
+
+func (m *memStore) PruneRevocations(_ context.Context, before time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for k, e := range m.revs {
+		if e.RevokedBefore.Before(before) {
+			delete(m.revs, k)
+			n++
+		}
+	}
+	return n, nil
+}
 
 func (m *memStore) RecordIssued(_ context.Context, r token.Record) error {
 	m.mu.Lock()

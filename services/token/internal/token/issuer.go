@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/telemetry"
 	"github.com/google/uuid"
 )
 
@@ -46,26 +48,52 @@ type Config struct {
 	SystemLifetime    time.Duration
 	// AllowDropData lets DropData empty the store (ALLOW_DROP_DATA).
 	AllowDropData bool
+	// Leeway is the clock skew verifiers tolerate (TOKEN_LEEWAY).
+	Leeway time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
-// Issuer issues, records and verifies the suite's tokens.
+// MaxLifetime is the longest lifetime of any token the issuer signs.
+func (c Config) MaxLifetime() time.Duration {
+	return max(c.PatientLifetime, c.DeviceLifetime, c.ClinicianLifetime, c.SystemLifetime)
+}
+
+// Retention is how long a token matters after it is issued: the longest
+// lifetime plus the leeway. A retired key stays published, and a
+// revocation is kept, this long.
+func (c Config) Retention() time.Duration { return c.MaxLifetime() + c.Leeway }
+
+// Issuer issues, records, verifies and revokes the suite's tokens.
 type Issuer struct {
 	cfg      Config
 	signer   Signer
 	store    Store
 	verifier *auth.Verifier
+	revoked  *auth.RevocationList
+
+	epochMu sync.Mutex
+	epoch   string
 }
 
 // NewIssuer returns an Issuer that signs with signer, records in store and
-// verifies with verifier.
-func NewIssuer(cfg Config, signer Signer, store Store, verifier *auth.Verifier) *Issuer {
+// verifies with verifier. revoked, when not nil, is the verifier's
+// revocation list: a revocation recorded here takes effect in it at once.
+func NewIssuer(cfg Config, signer Signer, store Store, verifier *auth.Verifier, revoked *auth.RevocationList) *Issuer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Issuer{cfg: cfg, signer: signer, store: store, verifier: verifier}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = auth.DefaultLeeway
+	}
+	return &Issuer{cfg: cfg, signer: signer, store: store, verifier: verifier, revoked: revoked}
 }
+
+// Config is the issuer's configuration.
+func (i *Issuer) Config() Config { return i.cfg }
+
+// Signer is where the issuer's keys come from.
+func (i *Issuer) Signer() Signer { return i.signer }
 
 // Request names the principal a token is for.
 type Request struct {
@@ -104,6 +132,20 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	// JWT times are whole seconds; the recorded and returned expiry match
 	// the exp claim exactly.
 	now := i.cfg.Now().UTC().Truncate(time.Second)
+	if req.Kind.Revocable() {
+		// A revocation refuses tokens issued before its cut-off, the
+		// second after it was recorded. A token issued after the
+		// revocation but within that second says so by carrying the
+		// cut-off as its iat (at most a second ahead, well within the
+		// verifiers' leeway).
+		cutoff, err := i.store.RevokedBefore(ctx, req.Kind, req.SubjectID)
+		switch {
+		case err == nil && cutoff.After(now):
+			now = cutoff.UTC()
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return Issued{}, fmt.Errorf("read revocation: %w", err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		c := Claims{
 			Issuer:    i.cfg.Issuer,
@@ -126,6 +168,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 		if err != nil {
 			return Issued{}, fmt.Errorf("record issued token: %w", err)
 		}
+		telemetry.TokenIssued(ctx, string(req.Kind))
 		return Issued{JWT: raw, ID: c.ID, ExpiresAt: c.ExpiresAt, Claims: c}, nil
 	}
 }
@@ -234,6 +277,25 @@ func (i *Issuer) Verify(ctx context.Context, raw string, required []string) (*au
 
 // PublicKeys are the keys that verify the tokens this issuer signs.
 func (i *Issuer) PublicKeys() []auth.JWK { return i.signer.PublicKeys() }
+
+// JWKSMaxAge is how long a copy of the key set may be cached: a quarter of
+// the propagation period (so a verifier fetches a new key well before it
+// signs), at most an hour, at least none.
+func JWKSMaxAge(propagation time.Duration) time.Duration {
+	return min(max(propagation/4, 0), time.Hour).Truncate(time.Second)
+}
+
+// Keys describes the signing keys.
+func (i *Issuer) Keys() []KeyInfo { return i.signer.Keys() }
+
+// RotateKeys starts a rotation (see Signer.Rotate).
+func (i *Issuer) RotateKeys(ctx context.Context) (KeyInfo, bool, error) {
+	next, created, err := i.signer.Rotate(ctx)
+	if err != nil {
+		return KeyInfo{}, false, rotationError(err)
+	}
+	return next, created, nil
+}
 
 // DropData empties the store when ALLOW_DROP_DATA is true.
 func (i *Issuer) DropData(ctx context.Context) error {

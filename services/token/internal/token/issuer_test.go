@@ -17,19 +17,16 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-func newRSAIssuer(t *testing.T, cfg token.Config) (*token.Issuer, *token.RSASigner, *memStore) {
+func newRSAIssuer(t *testing.T, cfg token.Config) (*token.Issuer, *token.KeyPair, *memStore) {
 	t.Helper()
-	signer, err := token.NewRSASigner(testKey())
+	pair, err := token.NewKeyPair(testKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := token.VerificationKeys(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := auth.NewVerifier(auth.VerifierOptions{Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: keys, Now: cfg.Now})
+	signer := token.NewFixedKey(pair)
+	v := auth.NewVerifier(auth.VerifierOptions{Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: signer, Now: cfg.Now})
 	store := newMemStore()
-	return token.NewIssuer(cfg, signer, store, v), signer, store
+	return token.NewIssuer(cfg, signer, store, v, nil), pair, store
 }
 
 // TestIssueClaims checks each kind's claims exactly as the contract fixes
@@ -62,8 +59,8 @@ func TestIssueClaims(t *testing.T) {
 			if header["alg"] != "RS256" || header["typ"] != "JWT" {
 				t.Errorf("header = %v, want alg RS256, typ JWT", header)
 			}
-			if kid, _ := header["kid"].(string); kid == "" || kid != signer.KeyID() {
-				t.Errorf("kid = %v, want %s", header["kid"], signer.KeyID())
+			if kid, _ := header["kid"].(string); kid == "" || kid != signer.ID() {
+				t.Errorf("kid = %v, want %s", header["kid"], signer.ID())
 			}
 			keys := slices.Sorted(maps.Keys(claims))
 			want := []string{"aud", "exp", "iat", "iss", "jti", "metadata", "scope", "sub"}
@@ -155,7 +152,7 @@ func TestIssueHS512(t *testing.T) {
 	if signer.Alg() != "HS512" || len(signer.PublicKeys()) != 0 {
 		t.Fatalf("alg %s, %d public keys", signer.Alg(), len(signer.PublicKeys()))
 	}
-	iss := token.NewIssuer(cfg, signer, newMemStore(), nil)
+	iss := token.NewIssuer(cfg, signer, newMemStore(), nil, nil)
 	out, err := iss.Issue(context.Background(), token.Request{Kind: token.KindPatient, SubjectID: "p1"})
 	if err != nil {
 		t.Fatal(err)

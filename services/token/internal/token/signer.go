@@ -1,33 +1,181 @@
 package token
 
 import (
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
+	"context"
+	"crypto"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
 )
 
-// Signer signs the service's tokens. It is deliberately small so that
-// managed, rotating keys can replace the signers below.
+// Signer signs the service's tokens and publishes the keys that verify
+// them. Three kinds exist: ManagedKeys (made by the service, kept sealed in
+// its store, rotated), FileKeys (mounted PEM files, RSA_PRIVATE_KEY) and
+// HSSigner (the legacy shared HS512 key).
 type Signer interface {
-	// Sign returns the compact JWS of c.
+	// Sign returns the compact JWS of c, signed with the key active now.
 	Sign(c Claims) (string, error)
-	// Alg is the JWS algorithm ("HS512", "RS256").
+	// Alg is the JWS algorithm of the key active now.
 	Alg() string
-	// PublicKeys are the keys that verify what Sign produces (none for a
-	// shared-secret algorithm).
+	// PublicKeys are the published keys: next, active and retired ones
+	// (none for a shared-secret algorithm).
 	PublicKeys() []auth.JWK
+	// PublicKey finds a published key by kid (auth.KeySource).
+	PublicKey(ctx context.Context, kid string) (crypto.PublicKey, string, error)
+	// Keys describes the keys and their states.
+	Keys() []KeyInfo
+	// Rotate starts a rotation; ErrRotationUnsupported unless the keys
+	// are managed.
+	Rotate(ctx context.Context) (next KeyInfo, created bool, err error)
+	// Refresh re-reads the keys and does what is due: a scheduled
+	// rotation, removing keys whose tokens have all expired.
+	Refresh(ctx context.Context) error
 }
 
-// MinRSABits is the smallest RSA key the service signs with.
-const MinRSABits = 2048
+// ErrRotationUnsupported: the keys do not come from the store.
+var ErrRotationUnsupported = errors.New("token: keys come from configuration; rotate them there")
+
+// KeyState is where a key is in its life: next (published, not yet
+// signing), active (signing), retired (published until its tokens have
+// expired).
+type KeyState string
+
+// The key states.
+const (
+	StateNext    KeyState = "next"
+	StateActive  KeyState = "active"
+	StateRetired KeyState = "retired"
+)
+
+// Key sources.
+const (
+	SourceStore = "store"
+	SourceFile  = "file"
+)
+
+// KeyInfo describes a key, never its private part.
+type KeyInfo struct {
+	ID          string
+	Alg         string
+	Source      string
+	State       KeyState
+	Generation  int64
+	CreatedAt   time.Time
+	ActivatesAt time.Time
+	// RetiresAt is zero while no successor is published.
+	RetiresAt time.Time
+	// RemovedAt is zero while RetiresAt is.
+	RemovedAt time.Time
+}
+
+// liveKey is a usable key in a key ring.
+type liveKey struct {
+	pair        *KeyPair
+	generation  int64
+	source      string
+	createdAt   time.Time
+	activatesAt time.Time
+}
+
+// ring is an immutable view of a set of keys, ordered by activation:
+// each key retires when the next one activates and is removed retention
+// after that.
+type ring struct {
+	keys      []liveKey
+	retention time.Duration
+}
+
+func newRing(keys []liveKey, retention time.Duration) *ring {
+	keys = slices.Clone(keys)
+	slices.SortStableFunc(keys, func(a, b liveKey) int {
+		if c := a.activatesAt.Compare(b.activatesAt); c != 0 {
+			return c
+		}
+		return int(a.generation - b.generation)
+	})
+	return &ring{keys: keys, retention: retention}
+}
+
+// active is the key that signs at now: the last one activated.
+func (r *ring) active(now time.Time) (*liveKey, bool) {
+	for i := len(r.keys) - 1; i >= 0; i-- {
+		if !r.keys[i].activatesAt.After(now) {
+			return &r.keys[i], true
+		}
+	}
+	return nil, false
+}
+
+// info describes key i at now.
+func (r *ring) info(i int, now time.Time) KeyInfo {
+	k := r.keys[i]
+	ki := KeyInfo{ID: k.pair.ID(), Alg: k.pair.Alg, Source: k.source, Generation: k.generation, CreatedAt: k.createdAt, ActivatesAt: k.activatesAt}
+	if i+1 < len(r.keys) {
+		ki.RetiresAt = r.keys[i+1].activatesAt
+		ki.RemovedAt = ki.RetiresAt.Add(r.retention)
+	}
+	switch {
+	case now.Before(k.activatesAt):
+		ki.State = StateNext
+	case !ki.RetiresAt.IsZero() && !now.Before(ki.RetiresAt):
+		ki.State = StateRetired
+	default:
+		ki.State = StateActive
+	}
+	return ki
+}
+
+// published reports whether key i is in the key set at now.
+func (r *ring) published(i int, now time.Time) bool {
+	ki := r.info(i, now)
+	return ki.RemovedAt.IsZero() || now.Before(ki.RemovedAt)
+}
+
+func (r *ring) infos(now time.Time) []KeyInfo {
+	out := make([]KeyInfo, 0, len(r.keys))
+	for i := range r.keys {
+		if r.published(i, now) {
+			out = append(out, r.info(i, now))
+		}
+	}
+	return out
+}
+
+func (r *ring) jwks(now time.Time) []auth.JWK {
+	out := make([]auth.JWK, 0, len(r.keys))
+	for i := range r.keys {
+		if r.published(i, now) {
+			out = append(out, r.keys[i].pair.JWK)
+		}
+	}
+	return out
+}
+
+func (r *ring) find(kid string, now time.Time) (*liveKey, bool) {
+	for i := range r.keys {
+		if r.keys[i].pair.ID() == kid && r.published(i, now) {
+			return &r.keys[i], true
+		}
+	}
+	return nil, false
+}
+
+func (r *ring) sign(c Claims, now time.Time) (string, error) {
+	k, ok := r.active(now)
+	if !ok {
+		return "", errors.New("token: no active signing key")
+	}
+	return k.pair.Sign(c)
+}
 
 // HSSigner signs HS512 with the legacy shared key (HS_KEY), so that legacy
-// Polaris consumers accept the tokens.
+// Polaris consumers accept the tokens. It publishes nothing.
 type HSSigner struct{ key []byte }
 
 // NewHSSigner returns an HS512 signer under key.
@@ -44,80 +192,31 @@ func (s *HSSigner) Sign(c Claims) (string, error) {
 }
 
 // Alg implements Signer.
-func (s *HSSigner) Alg() string { return jwt.SigningMethodHS512.Alg() }
+func (s *HSSigner) Alg() string { return AlgHS512 }
 
 // PublicKeys implements Signer: a shared key is never published.
 func (s *HSSigner) PublicKeys() []auth.JWK { return nil }
 
-// RSASigner signs RS256 with one RSA key; the token header's kid is the
-// key's RFC 7638 JWK thumbprint.
-type RSASigner struct {
-	key *rsa.PrivateKey
-	jwk auth.JWK
+// PublicKey implements Signer: there are none.
+func (s *HSSigner) PublicKey(context.Context, string) (crypto.PublicKey, string, error) {
+	return nil, "", errors.New("unknown key id")
 }
 
-// NewRSASigner returns an RS256 signer under key (at least MinRSABits).
-func NewRSASigner(key *rsa.PrivateKey) (*RSASigner, error) {
-	if key == nil {
-		return nil, errors.New("token: no RSA key")
-	}
-	if bits := key.N.BitLen(); bits < MinRSABits {
-		return nil, fmt.Errorf("token: RSA key has %d bits, want at least %d", bits, MinRSABits)
-	}
-	if err := key.Validate(); err != nil {
-		return nil, fmt.Errorf("token: RSA key: %w", err)
-	}
-	kid, err := Thumbprint(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	jwk, err := auth.JWKFromPublicKey(kid, jwt.SigningMethodRS256.Alg(), &key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return &RSASigner{key: key, jwk: jwk}, nil
+// Keys implements Signer: the shared key is not described.
+func (s *HSSigner) Keys() []KeyInfo { return nil }
+
+// Rotate implements Signer.
+func (s *HSSigner) Rotate(context.Context) (KeyInfo, bool, error) {
+	return KeyInfo{}, false, ErrRotationUnsupported
 }
 
-// Sign implements Signer.
-func (s *RSASigner) Sign(c Claims) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c.JWT())
-	t.Header["kid"] = s.jwk.Kid
-	return t.SignedString(s.key)
-}
+// Refresh implements Signer: nothing to do.
+func (s *HSSigner) Refresh(context.Context) error { return nil }
 
-// Alg implements Signer.
-func (s *RSASigner) Alg() string { return jwt.SigningMethodRS256.Alg() }
-
-// KeyID is the kid the signer puts in token headers.
-func (s *RSASigner) KeyID() string { return s.jwk.Kid }
-
-// PublicKeys implements Signer.
-func (s *RSASigner) PublicKeys() []auth.JWK { return []auth.JWK{s.jwk} }
-
-// Thumbprint is the RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA
-// public key: the hash of its required members e, kty, n in that order,
-// without whitespace.
-func Thumbprint(pub *rsa.PublicKey) (string, error) {
-	jwk, err := auth.JWKFromPublicKey("", "", pub)
-	if err != nil {
-		return "", err
+// rotationError is what RotateKeys answers when the keys cannot rotate.
+func rotationError(err error) error {
+	if errors.Is(err, ErrRotationUnsupported) {
+		return &apperr.Error{Code: codes.FailedPrecondition, Msg: "signing keys come from configuration (files or HS_KEY): rotate them there"}
 	}
-	// e and n are base64url, so they need no JSON escaping.
-	canonical := `{"e":"` + jwk.E + `","kty":"RSA","n":"` + jwk.N + `"}`
-	sum := sha256.Sum256([]byte(canonical))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
-}
-
-// VerificationKeys turns a signer's public keys into the key set the
-// suite's verifier uses.
-func VerificationKeys(s Signer) (auth.StaticKeys, error) {
-	keys := auth.StaticKeys{}
-	for _, j := range s.PublicKeys() {
-		pub, err := j.PublicKey()
-		if err != nil {
-			return nil, fmt.Errorf("token: key %s: %w", j.Kid, err)
-		}
-		keys[j.Kid] = auth.StaticKey{Key: pub, Alg: j.Alg}
-	}
-	return keys, nil
+	return fmt.Errorf("rotate keys: %w", err)
 }

@@ -60,16 +60,22 @@ type options struct {
 	hsIssuer   string
 	allowDrop  bool
 	production bool
+	// managed: ES256 keys made and sealed in the store, on clock (when
+	// set), instead of the fixed RSA key.
+	managed bool
+	clock   func() time.Time
 }
 
 // env is a token service on a real gRPC server on 127.0.0.1:0, with a
 // real SQLite store.
 type env struct {
-	client tokenv1.TokenServiceClient
-	conn   *grpc.ClientConn
-	store  token.Store
-	signer token.Signer
-	cfg    token.Config
+	client  tokenv1.TokenServiceClient
+	conn    *grpc.ClientConn
+	store   token.Store
+	signer  token.Signer
+	kid     string
+	cfg     token.Config
+	revoked *auth.RevocationList
 }
 
 func tokenConfig(o options) token.Config {
@@ -93,32 +99,47 @@ func tokenConfig(o options) token.Config {
 
 func start(t *testing.T, o options) *env {
 	t.Helper()
+	db := storagetest.OpenSQLite(t, tokendb.Migrations())
+	store := tokendb.New(db)
+	cfg := tokenConfig(o)
+	cfg.Now = o.clock
 	var signer token.Signer
+	var kid string
 	var err error
-	if len(o.hsKey) > 0 {
+	switch {
+	case len(o.hsKey) > 0:
 		signer, err = token.NewHSSigner(o.hsKey)
-	} else {
-		signer, err = token.NewRSASigner(rsaKeys()[0])
+	case o.managed:
+		sealer, serr := token.NewSealer([]byte("key-encryption-key-of-at-least-32-bytes!"))
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		signer, err = token.NewManagedKeys(context.Background(), store, sealer, token.ManagedConfig{
+			Alg: "ES256", RotationPeriod: 720 * time.Hour, PropagationPeriod: time.Hour, Retention: cfg.Retention(), Now: o.clock,
+		})
+	default:
+		var pair *token.KeyPair
+		pair, err = token.NewKeyPair(rsaKeys()[0])
+		if err == nil {
+			signer, kid = token.NewFixedKey(pair), pair.ID()
+		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := token.VerificationKeys(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	revoked := auth.NewRevocationList(nil)
 	verifier := auth.NewVerifier(auth.VerifierOptions{
-		Issuer: testIssuer, Audience: testAudience, Keys: keys,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: signer,
 		HSKey: o.hsKey, HSIssuer: o.hsIssuer, InternalKey: internalKey,
+		Revocations: revoked, CacheSize: 1000, Now: o.clock,
 	})
 	rules, err := tokengrpc.Rules()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := storagetest.OpenSQLite(t, tokendb.Migrations())
-	store := tokendb.New(db)
-	cfg := tokenConfig(o)
-	srv := tokengrpc.New(token.NewIssuer(cfg, signer, store, verifier))
+	issuer := token.NewIssuer(cfg, signer, store, verifier, revoked)
+	revoked.Fetch = issuer.Revocations
+	srv := tokengrpc.New(issuer, tokengrpc.Options{JWKSMaxAge: 15 * time.Minute})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
@@ -154,7 +175,7 @@ func start(t *testing.T, o options) *env {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &env{client: tokenv1.NewTokenServiceClient(conn), conn: conn, store: store, signer: signer, cfg: cfg}
+	return &env{client: tokenv1.NewTokenServiceClient(conn), conn: conn, store: store, signer: signer, kid: kid, cfg: cfg, revoked: revoked}
 }
 
 // asService authenticates a call as an internal service with scopes.
@@ -276,10 +297,10 @@ func claimsFor(iss, aud string, exp time.Time) jwt.MapClaims {
 func TestVerifyTokenUnauthenticated(t *testing.T) {
 	e := start(t, options{})
 	good := e.issue(t, patientReq("p1")).GetJwt()
-	kid := e.signer.(*token.RSASigner).KeyID()
+	kid := e.kid
 	key := rsaKeys()[0]
 	other := rsaKeys()[1]
-	otherSigner, err := token.NewRSASigner(other)
+	otherKid, err := token.Thumbprint(&other.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +316,7 @@ func TestVerifyTokenUnauthenticated(t *testing.T) {
 	// hours back.
 	expiredCfg := tokenConfig(options{})
 	expiredCfg.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
-	expiredOut, err := token.NewIssuer(expiredCfg, e.signer, tokendb.New(storagetest.OpenSQLite(t, tokendb.Migrations())), nil).
+	expiredOut, err := token.NewIssuer(expiredCfg, e.signer, tokendb.New(storagetest.OpenSQLite(t, tokendb.Migrations())), nil, nil).
 		Issue(context.Background(), token.Request{Kind: token.KindPatient, SubjectID: "p1"})
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +334,7 @@ func TestVerifyTokenUnauthenticated(t *testing.T) {
 		"expired":            expiredOut.JWT,
 		"other issuer":       sign(t, jwt.SigningMethodRS256, key, kid, claimsFor("https://evil.example/", testAudience, future)),
 		"wrong audience":     sign(t, jwt.SigningMethodRS256, key, kid, claimsFor(testIssuer, "https://someone-else/", future)),
-		"unknown key":        sign(t, jwt.SigningMethodRS256, other, otherSigner.KeyID(), claimsFor(testIssuer, testAudience, future)),
+		"unknown key":        sign(t, jwt.SigningMethodRS256, other, otherKid, claimsFor(testIssuer, testAudience, future)),
 		"other key, our kid": sign(t, jwt.SigningMethodRS256, other, kid, claimsFor(testIssuer, testAudience, future)),
 		"no kid":             sign(t, jwt.SigningMethodRS256, key, "", claimsFor(testIssuer, testAudience, future)),
 		"alg none":           none,
@@ -345,13 +366,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// TestGetJwksVerifiesWithGolangJWT: an independent consumer that knows
+// TestGetJWKSVerifiesWithGolangJWT: an independent consumer that knows
 // only the published JWK set accepts the service's tokens.
-func TestGetJwksVerifiesWithGolangJWT(t *testing.T) {
+func TestGetJWKSVerifiesWithGolangJWT(t *testing.T) {
 	e := start(t, options{})
-	jwks, err := e.client.GetJwks(context.Background(), &tokenv1.GetJwksRequest{})
+	jwks, err := e.client.GetJWKS(context.Background(), &tokenv1.GetJWKSRequest{})
 	if err != nil {
-		t.Fatalf("GetJwks: %v", err)
+		t.Fatalf("GetJWKS: %v", err)
 	}
 	if len(jwks.GetKeys()) != 1 {
 		t.Fatalf("%d keys, want 1", len(jwks.GetKeys()))
@@ -484,9 +505,9 @@ func TestDropData(t *testing.T) {
 // publishes no keys.
 func TestHS512Server(t *testing.T) {
 	e := start(t, options{hsKey: []byte("legacy-polaris-shared-key"), hsIssuer: "polaris"})
-	jwks, err := e.client.GetJwks(context.Background(), &tokenv1.GetJwksRequest{})
+	jwks, err := e.client.GetJWKS(context.Background(), &tokenv1.GetJWKSRequest{})
 	if err != nil || len(jwks.GetKeys()) != 0 {
-		t.Fatalf("GetJwks: %v, %d keys", err, len(jwks.GetKeys()))
+		t.Fatalf("GetJWKS: %v, %d keys", err, len(jwks.GetKeys()))
 	}
 	iss := e.issue(t, patientReq("p7"))
 	claims := jwt.MapClaims{}

@@ -5,8 +5,9 @@
 // source: dhos/token/v1/token.proto
 
 // Package dhos.token.v1 is the token service: it holds the signing keys,
-// issues patient, device, clinician and system tokens, and verifies tokens
-// for internal services.
+// issues patient, device, clinician and system tokens, verifies tokens
+// for internal services, publishes its public keys and keeps the list of
+// revoked principals.
 
 package tokenv1
 
@@ -26,6 +27,62 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// KeyState is where a signing key is in its life.
+type KeyState int32
+
+const (
+	KeyState_KEY_STATE_UNSPECIFIED KeyState = 0
+	// Published, not signing yet.
+	KeyState_KEY_STATE_NEXT KeyState = 1
+	// Signing.
+	KeyState_KEY_STATE_ACTIVE KeyState = 2
+	// No longer signing; published until the tokens it signed have expired.
+	KeyState_KEY_STATE_RETIRED KeyState = 3
+)
+
+// Enum value maps for KeyState.
+var (
+	KeyState_name = map[int32]string{
+		0: "KEY_STATE_UNSPECIFIED",
+		1: "KEY_STATE_NEXT",
+		2: "KEY_STATE_ACTIVE",
+		3: "KEY_STATE_RETIRED",
+	}
+	KeyState_value = map[string]int32{
+		"KEY_STATE_UNSPECIFIED": 0,
+		"KEY_STATE_NEXT":        1,
+		"KEY_STATE_ACTIVE":      2,
+		"KEY_STATE_RETIRED":     3,
+	}
+)
+
+func (x KeyState) Enum() *KeyState {
+	p := new(KeyState)
+	*p = x
+	return p
+}
+
+func (x KeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_dhos_token_v1_token_proto_enumTypes[0].Descriptor()
+}
+
+func (KeyState) Type() protoreflect.EnumType {
+	return &file_dhos_token_v1_token_proto_enumTypes[0]
+}
+
+func (x KeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyState.Descriptor instead.
+func (KeyState) EnumDescriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
 
 // IssueTokenRequest names the principal.
 type IssueTokenRequest struct {
@@ -306,27 +363,27 @@ func (x *VerifyTokenResponse) GetIssuer() string {
 	return ""
 }
 
-// GetJwksRequest is empty.
-type GetJwksRequest struct {
+// GetJWKSRequest is empty.
+type GetJWKSRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *GetJwksRequest) Reset() {
-	*x = GetJwksRequest{}
+func (x *GetJWKSRequest) Reset() {
+	*x = GetJWKSRequest{}
 	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *GetJwksRequest) String() string {
+func (x *GetJWKSRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*GetJwksRequest) ProtoMessage() {}
+func (*GetJWKSRequest) ProtoMessage() {}
 
-func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
+func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -338,8 +395,8 @@ func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
-func (*GetJwksRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use GetJWKSRequest.ProtoReflect.Descriptor instead.
+func (*GetJWKSRequest) Descriptor() ([]byte, []int) {
 	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
@@ -452,28 +509,31 @@ func (x *JsonWebKey) GetY() string {
 	return ""
 }
 
-// GetJwksResponse is a JWK set.
-type GetJwksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          []*JsonWebKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+// GetJWKSResponse is a JWK set.
+type GetJWKSResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*JsonWebKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// max_age_seconds is how long a copy of the set may be cached: short
+	// enough that a key published now is fetched before it signs.
+	MaxAgeSeconds int32 `protobuf:"varint,2,opt,name=max_age_seconds,json=maxAgeSeconds,proto3" json:"max_age_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *GetJwksResponse) Reset() {
-	*x = GetJwksResponse{}
+func (x *GetJWKSResponse) Reset() {
+	*x = GetJWKSResponse{}
 	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *GetJwksResponse) String() string {
+func (x *GetJWKSResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*GetJwksResponse) ProtoMessage() {}
+func (*GetJWKSResponse) ProtoMessage() {}
 
-func (x *GetJwksResponse) ProtoReflect() protoreflect.Message {
+func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -485,16 +545,713 @@ func (x *GetJwksResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use GetJwksResponse.ProtoReflect.Descriptor instead.
-func (*GetJwksResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use GetJWKSResponse.ProtoReflect.Descriptor instead.
+func (*GetJWKSResponse) Descriptor() ([]byte, []int) {
 	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *GetJwksResponse) GetKeys() []*JsonWebKey {
+func (x *GetJWKSResponse) GetKeys() []*JsonWebKey {
 	if x != nil {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *GetJWKSResponse) GetMaxAgeSeconds() int32 {
+	if x != nil {
+		return x.MaxAgeSeconds
+	}
+	return 0
+}
+
+// GetIssuerRequest is empty.
+type GetIssuerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIssuerRequest) Reset() {
+	*x = GetIssuerRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIssuerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIssuerRequest) ProtoMessage() {}
+
+func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIssuerRequest.ProtoReflect.Descriptor instead.
+func (*GetIssuerRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{7}
+}
+
+// GetIssuerResponse describes the issuer of the tokens this service signs.
+type GetIssuerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// issuer is the iss claim of issued tokens.
+	Issuer string `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// audience is their aud claim.
+	Audience string `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
+	// signing_algorithms are the JWS algorithms of the published keys (or
+	// HS512 when the shared key signs).
+	SigningAlgorithms []string `protobuf:"bytes,3,rep,name=signing_algorithms,json=signingAlgorithms,proto3" json:"signing_algorithms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetIssuerResponse) Reset() {
+	*x = GetIssuerResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIssuerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIssuerResponse) ProtoMessage() {}
+
+func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIssuerResponse.ProtoReflect.Descriptor instead.
+func (*GetIssuerResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetIssuerResponse) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *GetIssuerResponse) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *GetIssuerResponse) GetSigningAlgorithms() []string {
+	if x != nil {
+		return x.SigningAlgorithms
+	}
+	return nil
+}
+
+// SigningKey describes one signing key (never its private part).
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kid   string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	Alg   string                 `protobuf:"bytes,2,opt,name=alg,proto3" json:"alg,omitempty"`
+	State KeyState               `protobuf:"varint,3,opt,name=state,proto3,enum=dhos.token.v1.KeyState" json:"state,omitempty"`
+	// source is "store" (managed, encrypted in the token store) or "file".
+	Source    string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	CreatedAt string `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// activates_at is when the key starts (or started) to sign.
+	ActivatesAt string `protobuf:"bytes,6,opt,name=activates_at,json=activatesAt,proto3" json:"activates_at,omitempty"`
+	// retires_at is when it stops signing (empty while no successor is
+	// published).
+	RetiresAt string `protobuf:"bytes,7,opt,name=retires_at,json=retiresAt,proto3" json:"retires_at,omitempty"`
+	// removed_at is when it leaves the key set (empty while unknown).
+	RemovedAt     string `protobuf:"bytes,8,opt,name=removed_at,json=removedAt,proto3" json:"removed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SigningKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *SigningKey) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *SigningKey) GetState() KeyState {
+	if x != nil {
+		return x.State
+	}
+	return KeyState_KEY_STATE_UNSPECIFIED
+}
+
+func (x *SigningKey) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *SigningKey) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *SigningKey) GetActivatesAt() string {
+	if x != nil {
+		return x.ActivatesAt
+	}
+	return ""
+}
+
+func (x *SigningKey) GetRetiresAt() string {
+	if x != nil {
+		return x.RetiresAt
+	}
+	return ""
+}
+
+func (x *SigningKey) GetRemovedAt() string {
+	if x != nil {
+		return x.RemovedAt
+	}
+	return ""
+}
+
+// ListKeysRequest is empty.
+type ListKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysRequest) Reset() {
+	*x = ListKeysRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysRequest) ProtoMessage() {}
+
+func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListKeysRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{10}
+}
+
+// ListKeysResponse lists the keys, oldest first.
+type ListKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SigningKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysResponse) Reset() {
+	*x = ListKeysResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysResponse) ProtoMessage() {}
+
+func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListKeysResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// RotateKeysRequest is empty.
+type RotateKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysRequest) Reset() {
+	*x = RotateKeysRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysRequest) ProtoMessage() {}
+
+func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{12}
+}
+
+// RotateKeysResponse names the key that will sign next.
+type RotateKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// next is the published key that signs from next.activates_at.
+	Next *SigningKey `protobuf:"bytes,1,opt,name=next,proto3" json:"next,omitempty"`
+	// created is false when a rotation was already under way.
+	Created bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	// keys are every key after the rotation, oldest first.
+	Keys          []*SigningKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysResponse) Reset() {
+	*x = RotateKeysResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysResponse) ProtoMessage() {}
+
+func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RotateKeysResponse) GetNext() *SigningKey {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+func (x *RotateKeysResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *RotateKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// RevokePrincipalRequest names the principal whose tokens are revoked.
+type RevokePrincipalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is PATIENT, DEVICE or CLINICIAN.
+	Kind        v1.PrincipalKind `protobuf:"varint,1,opt,name=kind,proto3,enum=dhos.auth.v1.PrincipalKind" json:"kind,omitempty"`
+	PrincipalId string           `protobuf:"bytes,2,opt,name=principal_id,json=principalId,proto3" json:"principal_id,omitempty"`
+	// reason is for the log ("device deactivated").
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePrincipalRequest) Reset() {
+	*x = RevokePrincipalRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePrincipalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePrincipalRequest) ProtoMessage() {}
+
+func (x *RevokePrincipalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePrincipalRequest.ProtoReflect.Descriptor instead.
+func (*RevokePrincipalRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokePrincipalRequest) GetKind() v1.PrincipalKind {
+	if x != nil {
+		return x.Kind
+	}
+	return v1.PrincipalKind(0)
+}
+
+func (x *RevokePrincipalRequest) GetPrincipalId() string {
+	if x != nil {
+		return x.PrincipalId
+	}
+	return ""
+}
+
+func (x *RevokePrincipalRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RevokePrincipalResponse says from when tokens are accepted again.
+type RevokePrincipalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revoked_before: tokens of the principal issued (iat) before this
+	// instant are refused.
+	RevokedBefore string `protobuf:"bytes,1,opt,name=revoked_before,json=revokedBefore,proto3" json:"revoked_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePrincipalResponse) Reset() {
+	*x = RevokePrincipalResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePrincipalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePrincipalResponse) ProtoMessage() {}
+
+func (x *RevokePrincipalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePrincipalResponse.ProtoReflect.Descriptor instead.
+func (*RevokePrincipalResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokePrincipalResponse) GetRevokedBefore() string {
+	if x != nil {
+		return x.RevokedBefore
+	}
+	return ""
+}
+
+// ListRevocationsRequest continues from a cursor ("" for the start).
+type ListRevocationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cursor        string                 `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsRequest) Reset() {
+	*x = ListRevocationsRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsRequest) ProtoMessage() {}
+
+func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListRevocationsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// Revocation is one revoked principal.
+type Revocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          v1.PrincipalKind       `protobuf:"varint,1,opt,name=kind,proto3,enum=dhos.auth.v1.PrincipalKind" json:"kind,omitempty"`
+	PrincipalId   string                 `protobuf:"bytes,2,opt,name=principal_id,json=principalId,proto3" json:"principal_id,omitempty"`
+	RevokedBefore string                 `protobuf:"bytes,3,opt,name=revoked_before,json=revokedBefore,proto3" json:"revoked_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Revocation) GetKind() v1.PrincipalKind {
+	if x != nil {
+		return x.Kind
+	}
+	return v1.PrincipalKind(0)
+}
+
+func (x *Revocation) GetPrincipalId() string {
+	if x != nil {
+		return x.PrincipalId
+	}
+	return ""
+}
+
+func (x *Revocation) GetRevokedBefore() string {
+	if x != nil {
+		return x.RevokedBefore
+	}
+	return ""
+}
+
+// ListRevocationsResponse is one page of revocations.
+type ListRevocationsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Revocations []*Revocation          `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// cursor continues after this page.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// from_start: the cursor given was empty or unknown (another store);
+	// the page starts from the first revocation.
+	FromStart bool `protobuf:"varint,3,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
+	// more: another page follows at once.
+	More bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
+	// prune_before: revocations older than this no longer matter (every
+	// token they refuse has expired) and may be forgotten.
+	PruneBefore   string `protobuf:"bytes,5,opt,name=prune_before,json=pruneBefore,proto3" json:"prune_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsResponse) Reset() {
+	*x = ListRevocationsResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsResponse) ProtoMessage() {}
+
+func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListRevocationsResponse) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+func (x *ListRevocationsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListRevocationsResponse) GetFromStart() bool {
+	if x != nil {
+		return x.FromStart
+	}
+	return false
+}
+
+func (x *ListRevocationsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *ListRevocationsResponse) GetPruneBefore() string {
+	if x != nil {
+		return x.PruneBefore
+	}
+	return ""
 }
 
 // DropDataRequest is empty.
@@ -506,7 +1263,7 @@ type DropDataRequest struct {
 
 func (x *DropDataRequest) Reset() {
 	*x = DropDataRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +1275,7 @@ func (x *DropDataRequest) String() string {
 func (*DropDataRequest) ProtoMessage() {}
 
 func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +1288,7 @@ func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataRequest.ProtoReflect.Descriptor instead.
 func (*DropDataRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{19}
 }
 
 // DropDataResponse is empty.
@@ -543,7 +1300,7 @@ type DropDataResponse struct {
 
 func (x *DropDataResponse) Reset() {
 	*x = DropDataResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +1312,7 @@ func (x *DropDataResponse) String() string {
 func (*DropDataResponse) ProtoMessage() {}
 
 func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +1325,7 @@ func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataResponse.ProtoReflect.Descriptor instead.
 func (*DropDataResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{20}
 }
 
 var File_dhos_token_v1_token_proto protoreflect.FileDescriptor
@@ -599,7 +1356,7 @@ const file_dhos_token_v1_token_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12\x19\n" +
 	"\btoken_id\x18\x06 \x01(\tR\atokenId\x12\x16\n" +
 	"\x06issuer\x18\a \x01(\tR\x06issuer\"\x10\n" +
-	"\x0eGetJwksRequest\"\x9e\x01\n" +
+	"\x0eGetJWKSRequest\"\x9e\x01\n" +
 	"\n" +
 	"JsonWebKey\x12\x10\n" +
 	"\x03kty\x18\x01 \x01(\tR\x03kty\x12\x10\n" +
@@ -610,16 +1367,76 @@ const file_dhos_token_v1_token_proto_rawDesc = "" +
 	"\x01e\x18\x06 \x01(\tR\x01e\x12\x10\n" +
 	"\x03crv\x18\a \x01(\tR\x03crv\x12\f\n" +
 	"\x01x\x18\b \x01(\tR\x01x\x12\f\n" +
-	"\x01y\x18\t \x01(\tR\x01y\"@\n" +
-	"\x0fGetJwksResponse\x12-\n" +
-	"\x04keys\x18\x01 \x03(\v2\x19.dhos.token.v1.JsonWebKeyR\x04keys\"\x11\n" +
+	"\x01y\x18\t \x01(\tR\x01y\"h\n" +
+	"\x0fGetJWKSResponse\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.dhos.token.v1.JsonWebKeyR\x04keys\x12&\n" +
+	"\x0fmax_age_seconds\x18\x02 \x01(\x05R\rmaxAgeSeconds\"\x12\n" +
+	"\x10GetIssuerRequest\"v\n" +
+	"\x11GetIssuerResponse\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1a\n" +
+	"\baudience\x18\x02 \x01(\tR\baudience\x12-\n" +
+	"\x12signing_algorithms\x18\x03 \x03(\tR\x11signingAlgorithms\"\xf7\x01\n" +
+	"\n" +
+	"SigningKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03alg\x18\x02 \x01(\tR\x03alg\x12-\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x17.dhos.token.v1.KeyStateR\x05state\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\tR\tcreatedAt\x12!\n" +
+	"\factivates_at\x18\x06 \x01(\tR\vactivatesAt\x12\x1d\n" +
+	"\n" +
+	"retires_at\x18\a \x01(\tR\tretiresAt\x12\x1d\n" +
+	"\n" +
+	"removed_at\x18\b \x01(\tR\tremovedAt\"\x11\n" +
+	"\x0fListKeysRequest\"A\n" +
+	"\x10ListKeysResponse\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.dhos.token.v1.SigningKeyR\x04keys\"\x13\n" +
+	"\x11RotateKeysRequest\"\x8c\x01\n" +
+	"\x12RotateKeysResponse\x12-\n" +
+	"\x04next\x18\x01 \x01(\v2\x19.dhos.token.v1.SigningKeyR\x04next\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12-\n" +
+	"\x04keys\x18\x03 \x03(\v2\x19.dhos.token.v1.SigningKeyR\x04keys\"\x84\x01\n" +
+	"\x16RevokePrincipalRequest\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.dhos.auth.v1.PrincipalKindR\x04kind\x12!\n" +
+	"\fprincipal_id\x18\x02 \x01(\tR\vprincipalId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
+	"\x17RevokePrincipalResponse\x12%\n" +
+	"\x0erevoked_before\x18\x01 \x01(\tR\rrevokedBefore\"0\n" +
+	"\x16ListRevocationsRequest\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\"\x87\x01\n" +
+	"\n" +
+	"Revocation\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.dhos.auth.v1.PrincipalKindR\x04kind\x12!\n" +
+	"\fprincipal_id\x18\x02 \x01(\tR\vprincipalId\x12%\n" +
+	"\x0erevoked_before\x18\x03 \x01(\tR\rrevokedBefore\"\xc4\x01\n" +
+	"\x17ListRevocationsResponse\x12;\n" +
+	"\vrevocations\x18\x01 \x03(\v2\x19.dhos.token.v1.RevocationR\vrevocations\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1d\n" +
+	"\n" +
+	"from_start\x18\x03 \x01(\bR\tfromStart\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\x12!\n" +
+	"\fprune_before\x18\x05 \x01(\tR\vpruneBefore\"\x11\n" +
 	"\x0fDropDataRequest\"\x12\n" +
-	"\x10DropDataResponse2\x88\x03\n" +
+	"\x10DropDataResponse*f\n" +
+	"\bKeyState\x12\x19\n" +
+	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eKEY_STATE_NEXT\x10\x01\x12\x14\n" +
+	"\x10KEY_STATE_ACTIVE\x10\x02\x12\x15\n" +
+	"\x11KEY_STATE_RETIRED\x10\x032\xaa\a\n" +
 	"\fTokenService\x12p\n" +
 	"\n" +
 	"IssueToken\x12 .dhos.token.v1.IssueTokenRequest\x1a!.dhos.token.v1.IssueTokenResponse\"\x1d\x92\x82\x19\x19\x12\x14internal:issue_token\x1a\x01\x04\x12\\\n" +
 	"\vVerifyToken\x12!.dhos.token.v1.VerifyTokenRequest\x1a\".dhos.token.v1.VerifyTokenResponse\"\x06\x92\x82\x19\x02\b\x01\x12P\n" +
-	"\aGetJwks\x12\x1d.dhos.token.v1.GetJwksRequest\x1a\x1e.dhos.token.v1.GetJwksResponse\"\x06\x92\x82\x19\x02\b\x01\x12V\n" +
+	"\aGetJWKS\x12\x1d.dhos.token.v1.GetJWKSRequest\x1a\x1e.dhos.token.v1.GetJWKSResponse\"\x06\x92\x82\x19\x02\b\x01\x12V\n" +
+	"\tGetIssuer\x12\x1f.dhos.token.v1.GetIssuerRequest\x1a .dhos.token.v1.GetIssuerResponse\"\x06\x92\x82\x19\x02\b\x01\x12`\n" +
+	"\bListKeys\x12\x1e.dhos.token.v1.ListKeysRequest\x1a\x1f.dhos.token.v1.ListKeysResponse\"\x13\x92\x82\x19\x0f\x12\n" +
+	"admin:keys\x1a\x01\x04\x12f\n" +
+	"\n" +
+	"RotateKeys\x12 .dhos.token.v1.RotateKeysRequest\x1a!.dhos.token.v1.RotateKeysResponse\"\x13\x92\x82\x19\x0f\x12\n" +
+	"admin:keys\x1a\x01\x04\x12z\n" +
+	"\x0fRevokePrincipal\x12%.dhos.token.v1.RevokePrincipalRequest\x1a&.dhos.token.v1.RevokePrincipalResponse\"\x18\x92\x82\x19\x14\x12\x0finternal:revoke\x1a\x01\x04\x12\x81\x01\n" +
+	"\x0fListRevocations\x12%.dhos.token.v1.ListRevocationsRequest\x1a&.dhos.token.v1.ListRevocationsResponse\"\x1f\x92\x82\x19\x1b\x12\x16read:token_revocations\x1a\x01\x04\x12V\n" +
 	"\bDropData\x12\x1e.dhos.token.v1.DropDataRequest\x1a\x1f.dhos.token.v1.DropDataResponse\"\t\x92\x82\x19\x05\x1a\x01\x04 \x01B;Z9github.com/dhosauth/dhosauth/gen/go/dhos/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -634,38 +1451,69 @@ func file_dhos_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_dhos_token_v1_token_proto_rawDescData
 }
 
-var file_dhos_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_dhos_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_dhos_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_dhos_token_v1_token_proto_goTypes = []any{
-	(*IssueTokenRequest)(nil),   // 0: dhos.token.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),  // 1: dhos.token.v1.IssueTokenResponse
-	(*VerifyTokenRequest)(nil),  // 2: dhos.token.v1.VerifyTokenRequest
-	(*VerifyTokenResponse)(nil), // 3: dhos.token.v1.VerifyTokenResponse
-	(*GetJwksRequest)(nil),      // 4: dhos.token.v1.GetJwksRequest
-	(*JsonWebKey)(nil),          // 5: dhos.token.v1.JsonWebKey
-	(*GetJwksResponse)(nil),     // 6: dhos.token.v1.GetJwksResponse
-	(*DropDataRequest)(nil),     // 7: dhos.token.v1.DropDataRequest
-	(*DropDataResponse)(nil),    // 8: dhos.token.v1.DropDataResponse
-	(v1.PrincipalKind)(0),       // 9: dhos.auth.v1.PrincipalKind
-	(*structpb.Struct)(nil),     // 10: google.protobuf.Struct
+	(KeyState)(0),                   // 0: dhos.token.v1.KeyState
+	(*IssueTokenRequest)(nil),       // 1: dhos.token.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),      // 2: dhos.token.v1.IssueTokenResponse
+	(*VerifyTokenRequest)(nil),      // 3: dhos.token.v1.VerifyTokenRequest
+	(*VerifyTokenResponse)(nil),     // 4: dhos.token.v1.VerifyTokenResponse
+	(*GetJWKSRequest)(nil),          // 5: dhos.token.v1.GetJWKSRequest
+	(*JsonWebKey)(nil),              // 6: dhos.token.v1.JsonWebKey
+	(*GetJWKSResponse)(nil),         // 7: dhos.token.v1.GetJWKSResponse
+	(*GetIssuerRequest)(nil),        // 8: dhos.token.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),       // 9: dhos.token.v1.GetIssuerResponse
+	(*SigningKey)(nil),              // 10: dhos.token.v1.SigningKey
+	(*ListKeysRequest)(nil),         // 11: dhos.token.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 12: dhos.token.v1.ListKeysResponse
+	(*RotateKeysRequest)(nil),       // 13: dhos.token.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),      // 14: dhos.token.v1.RotateKeysResponse
+	(*RevokePrincipalRequest)(nil),  // 15: dhos.token.v1.RevokePrincipalRequest
+	(*RevokePrincipalResponse)(nil), // 16: dhos.token.v1.RevokePrincipalResponse
+	(*ListRevocationsRequest)(nil),  // 17: dhos.token.v1.ListRevocationsRequest
+	(*Revocation)(nil),              // 18: dhos.token.v1.Revocation
+	(*ListRevocationsResponse)(nil), // 19: dhos.token.v1.ListRevocationsResponse
+	(*DropDataRequest)(nil),         // 20: dhos.token.v1.DropDataRequest
+	(*DropDataResponse)(nil),        // 21: dhos.token.v1.DropDataResponse
+	(v1.PrincipalKind)(0),           // 22: dhos.auth.v1.PrincipalKind
+	(*structpb.Struct)(nil),         // 23: google.protobuf.Struct
 }
 var file_dhos_token_v1_token_proto_depIdxs = []int32{
-	9,  // 0: dhos.token.v1.IssueTokenRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
-	9,  // 1: dhos.token.v1.VerifyTokenResponse.principal_kind:type_name -> dhos.auth.v1.PrincipalKind
-	10, // 2: dhos.token.v1.VerifyTokenResponse.metadata:type_name -> google.protobuf.Struct
-	5,  // 3: dhos.token.v1.GetJwksResponse.keys:type_name -> dhos.token.v1.JsonWebKey
-	0,  // 4: dhos.token.v1.TokenService.IssueToken:input_type -> dhos.token.v1.IssueTokenRequest
-	2,  // 5: dhos.token.v1.TokenService.VerifyToken:input_type -> dhos.token.v1.VerifyTokenRequest
-	4,  // 6: dhos.token.v1.TokenService.GetJwks:input_type -> dhos.token.v1.GetJwksRequest
-	7,  // 7: dhos.token.v1.TokenService.DropData:input_type -> dhos.token.v1.DropDataRequest
-	1,  // 8: dhos.token.v1.TokenService.IssueToken:output_type -> dhos.token.v1.IssueTokenResponse
-	3,  // 9: dhos.token.v1.TokenService.VerifyToken:output_type -> dhos.token.v1.VerifyTokenResponse
-	6,  // 10: dhos.token.v1.TokenService.GetJwks:output_type -> dhos.token.v1.GetJwksResponse
-	8,  // 11: dhos.token.v1.TokenService.DropData:output_type -> dhos.token.v1.DropDataResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	22, // 0: dhos.token.v1.IssueTokenRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
+	22, // 1: dhos.token.v1.VerifyTokenResponse.principal_kind:type_name -> dhos.auth.v1.PrincipalKind
+	23, // 2: dhos.token.v1.VerifyTokenResponse.metadata:type_name -> google.protobuf.Struct
+	6,  // 3: dhos.token.v1.GetJWKSResponse.keys:type_name -> dhos.token.v1.JsonWebKey
+	0,  // 4: dhos.token.v1.SigningKey.state:type_name -> dhos.token.v1.KeyState
+	10, // 5: dhos.token.v1.ListKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
+	10, // 6: dhos.token.v1.RotateKeysResponse.next:type_name -> dhos.token.v1.SigningKey
+	10, // 7: dhos.token.v1.RotateKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
+	22, // 8: dhos.token.v1.RevokePrincipalRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
+	22, // 9: dhos.token.v1.Revocation.kind:type_name -> dhos.auth.v1.PrincipalKind
+	18, // 10: dhos.token.v1.ListRevocationsResponse.revocations:type_name -> dhos.token.v1.Revocation
+	1,  // 11: dhos.token.v1.TokenService.IssueToken:input_type -> dhos.token.v1.IssueTokenRequest
+	3,  // 12: dhos.token.v1.TokenService.VerifyToken:input_type -> dhos.token.v1.VerifyTokenRequest
+	5,  // 13: dhos.token.v1.TokenService.GetJWKS:input_type -> dhos.token.v1.GetJWKSRequest
+	8,  // 14: dhos.token.v1.TokenService.GetIssuer:input_type -> dhos.token.v1.GetIssuerRequest
+	11, // 15: dhos.token.v1.TokenService.ListKeys:input_type -> dhos.token.v1.ListKeysRequest
+	13, // 16: dhos.token.v1.TokenService.RotateKeys:input_type -> dhos.token.v1.RotateKeysRequest
+	15, // 17: dhos.token.v1.TokenService.RevokePrincipal:input_type -> dhos.token.v1.RevokePrincipalRequest
+	17, // 18: dhos.token.v1.TokenService.ListRevocations:input_type -> dhos.token.v1.ListRevocationsRequest
+	20, // 19: dhos.token.v1.TokenService.DropData:input_type -> dhos.token.v1.DropDataRequest
+	2,  // 20: dhos.token.v1.TokenService.IssueToken:output_type -> dhos.token.v1.IssueTokenResponse
+	4,  // 21: dhos.token.v1.TokenService.VerifyToken:output_type -> dhos.token.v1.VerifyTokenResponse
+	7,  // 22: dhos.token.v1.TokenService.GetJWKS:output_type -> dhos.token.v1.GetJWKSResponse
+	9,  // 23: dhos.token.v1.TokenService.GetIssuer:output_type -> dhos.token.v1.GetIssuerResponse
+	12, // 24: dhos.token.v1.TokenService.ListKeys:output_type -> dhos.token.v1.ListKeysResponse
+	14, // 25: dhos.token.v1.TokenService.RotateKeys:output_type -> dhos.token.v1.RotateKeysResponse
+	16, // 26: dhos.token.v1.TokenService.RevokePrincipal:output_type -> dhos.token.v1.RevokePrincipalResponse
+	19, // 27: dhos.token.v1.TokenService.ListRevocations:output_type -> dhos.token.v1.ListRevocationsResponse
+	21, // 28: dhos.token.v1.TokenService.DropData:output_type -> dhos.token.v1.DropDataResponse
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_dhos_token_v1_token_proto_init() }
@@ -678,13 +1526,14 @@ func file_dhos_token_v1_token_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dhos_token_v1_token_proto_rawDesc), len(file_dhos_token_v1_token_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   9,
+			NumEnums:      1,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_dhos_token_v1_token_proto_goTypes,
 		DependencyIndexes: file_dhos_token_v1_token_proto_depIdxs,
+		EnumInfos:         file_dhos_token_v1_token_proto_enumTypes,
 		MessageInfos:      file_dhos_token_v1_token_proto_msgTypes,
 	}.Build()
 	File_dhos_token_v1_token_proto = out.File

@@ -5,8 +5,9 @@
 // source: dhos/token/v1/token.proto
 
 // Package dhos.token.v1 is the token service: it holds the signing keys,
-// issues patient, device, clinician and system tokens, and verifies tokens
-// for internal services.
+// issues patient, device, clinician and system tokens, verifies tokens
+// for internal services, publishes its public keys and keeps the list of
+// revoked principals.
 
 package tokenv1
 
@@ -23,10 +24,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_IssueToken_FullMethodName  = "/dhos.token.v1.TokenService/IssueToken"
-	TokenService_VerifyToken_FullMethodName = "/dhos.token.v1.TokenService/VerifyToken"
-	TokenService_GetJwks_FullMethodName     = "/dhos.token.v1.TokenService/GetJwks"
-	TokenService_DropData_FullMethodName    = "/dhos.token.v1.TokenService/DropData"
+	TokenService_IssueToken_FullMethodName      = "/dhos.token.v1.TokenService/IssueToken"
+	TokenService_VerifyToken_FullMethodName     = "/dhos.token.v1.TokenService/VerifyToken"
+	TokenService_GetJWKS_FullMethodName         = "/dhos.token.v1.TokenService/GetJWKS"
+	TokenService_GetIssuer_FullMethodName       = "/dhos.token.v1.TokenService/GetIssuer"
+	TokenService_ListKeys_FullMethodName        = "/dhos.token.v1.TokenService/ListKeys"
+	TokenService_RotateKeys_FullMethodName      = "/dhos.token.v1.TokenService/RotateKeys"
+	TokenService_RevokePrincipal_FullMethodName = "/dhos.token.v1.TokenService/RevokePrincipal"
+	TokenService_ListRevocations_FullMethodName = "/dhos.token.v1.TokenService/ListRevocations"
+	TokenService_DropData_FullMethodName        = "/dhos.token.v1.TokenService/DropData"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -40,13 +46,34 @@ type TokenServiceClient interface {
 	// the scopes from the request. Internal callers only.
 	IssueToken(ctx context.Context, in *IssueTokenRequest, opts ...grpc.CallOption) (*IssueTokenResponse, error)
 	// VerifyToken verifies a bearer token: UNAUTHENTICATED when it is not
-	// valid, PERMISSION_DENIED when a required scope is missing.
+	// valid (bad signature, expired, untrusted issuer, revoked),
+	// PERMISSION_DENIED when a required scope is missing.
 	VerifyToken(ctx context.Context, in *VerifyTokenRequest, opts ...grpc.CallOption) (*VerifyTokenResponse, error)
-	// GetJwks returns the public keys that verify the tokens this service
-	// signs (empty when it signs with the shared HS512 key).
-	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
-	// DropData empties the token store. Outside production, with
-	// ALLOW_DROP_DATA=true, for a system token only.
+	// GetJWKS returns the public keys that verify the tokens this service
+	// signs: the next key (published before it signs), the active key and
+	// retired keys until every token they signed has expired. Empty when
+	// the service signs with the shared HS512 key.
+	GetJWKS(ctx context.Context, in *GetJWKSRequest, opts ...grpc.CallOption) (*GetJWKSResponse, error)
+	// GetIssuer describes the issuer, for OpenID discovery documents.
+	GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error)
+	// ListKeys lists the signing keys and their states. Operators only.
+	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
+	// RotateKeys starts a rotation now: a new key is published at once and
+	// signs after the propagation period. When a rotation is already under
+	// way (a next key is published), that key is returned and nothing new is
+	// made. FAILED_PRECONDITION when keys come from files or HS_KEY.
+	// Operators only.
+	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
+	// RevokePrincipal revokes every token issued to a patient, device or
+	// clinician before now. Internal callers only (the services that
+	// deactivate principals).
+	RevokePrincipal(ctx context.Context, in *RevokePrincipalRequest, opts ...grpc.CallOption) (*RevokePrincipalResponse, error)
+	// ListRevocations returns the revocations recorded after a cursor, for
+	// verifiers that keep the list in memory (pkg/auth polls it).
+	ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error)
+	// DropData empties the record of issued tokens (signing keys and
+	// revocations stay). Outside production, with ALLOW_DROP_DATA=true, for
+	// a system token only.
 	DropData(ctx context.Context, in *DropDataRequest, opts ...grpc.CallOption) (*DropDataResponse, error)
 }
 
@@ -78,10 +105,60 @@ func (c *tokenServiceClient) VerifyToken(ctx context.Context, in *VerifyTokenReq
 	return out, nil
 }
 
-func (c *tokenServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error) {
+func (c *tokenServiceClient) GetJWKS(ctx context.Context, in *GetJWKSRequest, opts ...grpc.CallOption) (*GetJWKSResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetJwksResponse)
-	err := c.cc.Invoke(ctx, TokenService_GetJwks_FullMethodName, in, out, cOpts...)
+	out := new(GetJWKSResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetJWKS_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIssuerResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetIssuer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeysResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateKeysResponse)
+	err := c.cc.Invoke(ctx, TokenService_RotateKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RevokePrincipal(ctx context.Context, in *RevokePrincipalRequest, opts ...grpc.CallOption) (*RevokePrincipalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokePrincipalResponse)
+	err := c.cc.Invoke(ctx, TokenService_RevokePrincipal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRevocationsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListRevocations_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -109,13 +186,34 @@ type TokenServiceServer interface {
 	// the scopes from the request. Internal callers only.
 	IssueToken(context.Context, *IssueTokenRequest) (*IssueTokenResponse, error)
 	// VerifyToken verifies a bearer token: UNAUTHENTICATED when it is not
-	// valid, PERMISSION_DENIED when a required scope is missing.
+	// valid (bad signature, expired, untrusted issuer, revoked),
+	// PERMISSION_DENIED when a required scope is missing.
 	VerifyToken(context.Context, *VerifyTokenRequest) (*VerifyTokenResponse, error)
-	// GetJwks returns the public keys that verify the tokens this service
-	// signs (empty when it signs with the shared HS512 key).
-	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
-	// DropData empties the token store. Outside production, with
-	// ALLOW_DROP_DATA=true, for a system token only.
+	// GetJWKS returns the public keys that verify the tokens this service
+	// signs: the next key (published before it signs), the active key and
+	// retired keys until every token they signed has expired. Empty when
+	// the service signs with the shared HS512 key.
+	GetJWKS(context.Context, *GetJWKSRequest) (*GetJWKSResponse, error)
+	// GetIssuer describes the issuer, for OpenID discovery documents.
+	GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error)
+	// ListKeys lists the signing keys and their states. Operators only.
+	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
+	// RotateKeys starts a rotation now: a new key is published at once and
+	// signs after the propagation period. When a rotation is already under
+	// way (a next key is published), that key is returned and nothing new is
+	// made. FAILED_PRECONDITION when keys come from files or HS_KEY.
+	// Operators only.
+	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
+	// RevokePrincipal revokes every token issued to a patient, device or
+	// clinician before now. Internal callers only (the services that
+	// deactivate principals).
+	RevokePrincipal(context.Context, *RevokePrincipalRequest) (*RevokePrincipalResponse, error)
+	// ListRevocations returns the revocations recorded after a cursor, for
+	// verifiers that keep the list in memory (pkg/auth polls it).
+	ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error)
+	// DropData empties the record of issued tokens (signing keys and
+	// revocations stay). Outside production, with ALLOW_DROP_DATA=true, for
+	// a system token only.
 	DropData(context.Context, *DropDataRequest) (*DropDataResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
@@ -133,8 +231,23 @@ func (UnimplementedTokenServiceServer) IssueToken(context.Context, *IssueTokenRe
 func (UnimplementedTokenServiceServer) VerifyToken(context.Context, *VerifyTokenRequest) (*VerifyTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyToken not implemented")
 }
-func (UnimplementedTokenServiceServer) GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method GetJwks not implemented")
+func (UnimplementedTokenServiceServer) GetJWKS(context.Context, *GetJWKSRequest) (*GetJWKSResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJWKS not implemented")
+}
+func (UnimplementedTokenServiceServer) GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIssuer not implemented")
+}
+func (UnimplementedTokenServiceServer) ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeys not implemented")
+}
+func (UnimplementedTokenServiceServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
+}
+func (UnimplementedTokenServiceServer) RevokePrincipal(context.Context, *RevokePrincipalRequest) (*RevokePrincipalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokePrincipal not implemented")
+}
+func (UnimplementedTokenServiceServer) ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRevocations not implemented")
 }
 func (UnimplementedTokenServiceServer) DropData(context.Context, *DropDataRequest) (*DropDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropData not implemented")
@@ -196,20 +309,110 @@ func _TokenService_VerifyToken_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
-func _TokenService_GetJwks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetJwksRequest)
+func _TokenService_GetJWKS_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJWKSRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(TokenServiceServer).GetJwks(ctx, in)
+		return srv.(TokenServiceServer).GetJWKS(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: TokenService_GetJwks_FullMethodName,
+		FullMethod: TokenService_GetJWKS_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(TokenServiceServer).GetJwks(ctx, req.(*GetJwksRequest))
+		return srv.(TokenServiceServer).GetJWKS(ctx, req.(*GetJWKSRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetIssuer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIssuerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetIssuer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetIssuer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetIssuer(ctx, req.(*GetIssuerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ListKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListKeys(ctx, req.(*ListKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RotateKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RotateKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RotateKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RotateKeys(ctx, req.(*RotateKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RevokePrincipal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokePrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RevokePrincipal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RevokePrincipal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RevokePrincipal(ctx, req.(*RevokePrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ListRevocations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRevocationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListRevocations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListRevocations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListRevocations(ctx, req.(*ListRevocationsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -248,8 +451,28 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _TokenService_VerifyToken_Handler,
 		},
 		{
-			MethodName: "GetJwks",
-			Handler:    _TokenService_GetJwks_Handler,
+			MethodName: "GetJWKS",
+			Handler:    _TokenService_GetJWKS_Handler,
+		},
+		{
+			MethodName: "GetIssuer",
+			Handler:    _TokenService_GetIssuer_Handler,
+		},
+		{
+			MethodName: "ListKeys",
+			Handler:    _TokenService_ListKeys_Handler,
+		},
+		{
+			MethodName: "RotateKeys",
+			Handler:    _TokenService_RotateKeys_Handler,
+		},
+		{
+			MethodName: "RevokePrincipal",
+			Handler:    _TokenService_RevokePrincipal_Handler,
+		},
+		{
+			MethodName: "ListRevocations",
+			Handler:    _TokenService_ListRevocations_Handler,
 		},
 		{
 			MethodName: "DropData",

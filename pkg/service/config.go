@@ -52,6 +52,8 @@ type Common struct {
 	Addr        Addresses
 	// Trust: leeway, trusted issuers, revocation polling, verify cache.
 	Trust Trust
+	// Serve: listeners and shutdown (see ServeConfig).
+	Serve ServeConfig
 	// Audit configures the publishing of the audit outbox.
 	Audit AuditConfig
 }
@@ -110,6 +112,7 @@ func LoadCommon(l *config.Loader, name string) Common {
 		Token:      l.String("TOKEN_GRPC_ADDR", DefaultTokenAddr),
 		Session:    l.String("SESSION_GRPC_ADDR", DefaultSessionAddr),
 	}
+	c.Serve = loadServeConfig(l, name, c.Addr)
 	c.Audit = AuditConfig{
 		URL:        l.Secret("AMQP_URL"),
 		Exchange:   l.String("AUDIT_EXCHANGE", auditamqp.DefaultExchange),

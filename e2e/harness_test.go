@@ -65,8 +65,18 @@ type Suite struct {
 	Env     map[string]string
 	DataDir string
 	Addr    map[string]string
+	// Ops are the ops listeners (metrics, health) by process.
+	Ops     map[string]string
 	mu      sync.Mutex
 	secrets []string
+	logs    map[string]*syncBuffer
+	procs   map[string]*process
+}
+
+// process is one running binary of a suite.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 func freePort(t testing.TB) string {
@@ -100,7 +110,7 @@ func (s *syncBuffer) String() string {
 // Start runs the suite with env on top of the test defaults.
 func Start(t testing.TB, env map[string]string) *Suite {
 	t.Helper()
-	s := &Suite{t: t, DataDir: t.TempDir(), Addr: map[string]string{}}
+	s := &Suite{t: t, DataDir: t.TempDir(), Addr: map[string]string{}, Ops: map[string]string{}, procs: map[string]*process{}}
 	edge := freePort(t)
 	_, port, _ := net.SplitHostPort(edge)
 	s.URL = "http://" + edge
@@ -133,9 +143,11 @@ func Start(t testing.TB, env map[string]string) *Suite {
 		environ = append(environ, k+"="+v)
 	}
 	logs := map[string]*syncBuffer{}
+	s.logs = logs
 	for _, p := range processes {
 		cmd := exec.Command(filepath.Join(binDir, p))
-		cmd.Env = environ
+		s.Ops[p] = freePort(t)
+		cmd.Env = append(append([]string(nil), environ...), "OPS_ADDR="+s.Ops[p])
 		buf := &syncBuffer{}
 		logs[p] = buf
 		cmd.Stdout, cmd.Stderr = buf, buf
@@ -144,6 +156,7 @@ func Start(t testing.TB, env map[string]string) *Suite {
 		}
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
+		s.procs[p] = &process{cmd: cmd, exited: exited}
 		t.Cleanup(func() {
 			_ = cmd.Process.Signal(os.Interrupt)
 			select {
@@ -214,6 +227,30 @@ func (s *Suite) waitReady(logs map[string]*syncBuffer) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Log is what the process has logged so far.
+func (s *Suite) Log(p string) string { return s.logs[p].String() }
+
+// Signal sends sig to the process.
+func (s *Suite) Signal(p string, sig os.Signal) {
+	if err := s.procs[p].cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %s: %v", p, err)
+	}
+}
+
+// Exited is closed when the process has exited.
+func (s *Suite) Exited(p string) <-chan struct{} { return s.procs[p].exited }
+
+// OpsGet fetches a path from the process's ops listener.
+func (s *Suite) OpsGet(p, path string) Response {
+	resp, err := http.Get("http://" + s.Ops[p] + path)
+	if err != nil {
+		return Response{Body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
 }
 
 // Secret remembers a value that must never appear in any log.
@@ -432,7 +469,7 @@ func forEachBackend(t *testing.T, env map[string]string, fn func(t *testing.T, s
 func runBinary(t testing.TB, name string, env map[string]string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "OPS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

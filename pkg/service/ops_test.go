@@ -142,7 +142,9 @@ func TestServeDrainsInFlightCalls(t *testing.T) {
 	}
 	defer cc.Close()
 	callErr := make(chan error, 1)
-	go func() { callErr <- cc.Invoke(context.Background(), "/test.Slow/Wait", &emptypb.Empty{}, &emptypb.Empty{}) }()
+	go func() {
+		callErr <- cc.Invoke(context.Background(), "/test.Slow/Wait", &emptypb.Empty{}, &emptypb.Empty{})
+	}()
 	time.Sleep(100 * time.Millisecond) // the call is in flight
 
 	stopped := time.Now()

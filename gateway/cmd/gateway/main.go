@@ -3,7 +3,8 @@
 // session services over gRPC.
 //
 // Configuration (environment): HTTP_HOST (default 0.0.0.0), HTTP_PORT
-// (8080), SHUTDOWN_TIMEOUT (10s), ALLOW_DROP_DATA (false), ENVIRONMENT,
+// (8080), OPS_ADDR (127.0.0.1:9190), SHUTDOWN_TIMEOUT (10s),
+// SHUTDOWN_DELAY (0s), the OTEL_* variables, ALLOW_DROP_DATA (false), ENVIRONMENT,
 // LOG_FORMAT, LOG_LEVEL, ACTIVATION_GRPC_ADDR, DEVICE_GRPC_ADDR,
 // TOKEN_GRPC_ADDR, SESSION_GRPC_ADDR, and VERSION, BUILD_NUMBER, GIT_HASH
 // when the build did not set them.
@@ -61,7 +62,7 @@ func load(l *config.Loader) (settings, error) {
 	port := l.Int("HTTP_PORT", 8080, 0, 65535)
 	s.addr = net.JoinHostPort(host, strconv.Itoa(port))
 	s.allowDropData = l.Bool("ALLOW_DROP_DATA", false)
-	s.shutdownTimeout = l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second)
+	s.shutdownTimeout = s.common.Serve.ShutdownTimeout
 	s.version = edge.VersionInfo{
 		Version: firstOf(version, l.String("VERSION", ""), "dev"),
 		Build:   firstOf(build, l.String("BUILD_NUMBER", ""), "0"),
@@ -96,11 +97,20 @@ func run(ctx context.Context) error {
 	}
 	lg.Info("starting", append([]any{"environment", string(s.common.Environment), "version", s.version.Version, "build", s.version.Build, "hash", s.version.Hash}, l.Summary()...)...)
 
+	ops, err := service.StartOps(ctx, s.common, lg, s.version.Version)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+
 	conns, err := edge.Dial(s.common.Addr)
 	if err != nil {
 		return err
 	}
 	defer conns.Close()
+	for _, c := range edge.HealthChecks(conns) {
+		ops.AddCheck(c)
+	}
 
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -119,6 +129,8 @@ func run(ctx context.Context) error {
 		Handler:         h,
 		Logger:          lg,
 		ShutdownTimeout: s.shutdownTimeout,
+		ShutdownDelay:   s.common.Serve.ShutdownDelay,
+		Ops:             ops,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

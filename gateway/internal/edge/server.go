@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/service"
 )
 
 // Timeouts and limits of the HTTP server.
@@ -27,12 +29,19 @@ type ServeOptions struct {
 	Logger  *slog.Logger
 	// ShutdownTimeout bounds draining on shutdown (default 10s).
 	ShutdownTimeout time.Duration
+	// ShutdownDelay: how long to go on serving, reported not ready,
+	// before draining (so load balancers stop sending requests first).
+	ShutdownDelay time.Duration
+	// Ops, when set, is told when the edge serves and when it starts to
+	// stop; its /readyz follows.
+	Ops *service.Ops
 	// Listening, when set, is told the bound address (tests use port 0).
 	Listening func(net.Addr)
 }
 
-// Serve runs the HTTP server until ctx is cancelled, then stops accepting
-// connections and lets in-flight requests finish within ShutdownTimeout.
+// Serve runs the HTTP server until ctx is cancelled, then reports not
+// ready, goes on serving for ShutdownDelay, stops accepting connections
+// and lets in-flight requests finish within ShutdownTimeout.
 func Serve(ctx context.Context, o ServeOptions) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -61,10 +70,24 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	lg.Info("edge listening", "url", "http://"+lis.Addr().String())
+	if o.Ops != nil {
+		o.Ops.Serving()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
+	}
+	if o.Ops != nil {
+		o.Ops.Draining()
+	}
+	if o.ShutdownDelay > 0 {
+		lg.Info("shutting down: not ready, still serving", "delay", o.ShutdownDelay.String())
+		select {
+		case <-time.After(o.ShutdownDelay):
+		case err := <-errc:
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 	lg.Info("shutting down: draining in-flight requests", "timeout", o.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -69,11 +70,12 @@ func traced(next http.Handler) http.Handler {
 }
 
 // template is the route's path template ("/dhos/v1/device/{device_id}"),
-// or "" when no route matched.
+// or "" when no route matched. grpc-gateway writes a single-segment
+// variable as "{device_id=*}"; the label uses the plain form.
 func (ri *routeInfo) template() string {
 	switch {
 	case ri.hasPattern:
-		return ri.pattern.String()
+		return strings.ReplaceAll(ri.pattern.String(), "=*}", "}")
 	case ri.path != "":
 		return ri.path
 	}

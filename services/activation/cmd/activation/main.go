@@ -48,6 +48,11 @@ func run(ctx context.Context) error {
 	logger.Info("configuration", l.Summary()...)
 	logger.Info("starting", "environment", string(st.Common.Environment), "store", st.Common.StoreName(),
 		"addr", st.Common.Addr.Activation)
+	ops, err := service.StartOps(ctx, st.Common, logger, "")
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
 
 	hasher, err := secret.NewHasher(st.CodeHashKey)
 	if err != nil {
@@ -90,7 +95,8 @@ func run(ctx context.Context) error {
 	defer stopAudit()
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     activation.ServiceName,
-		Addr:     st.Common.Addr.Activation,
+		Addr:     st.Common.Serve.GRPCListen,
+		Ops:      ops,
 		Logger:   logger,
 		Guard:    auth.NewGuard(st.Common.Verifier(tokenClient), rules, production),
 		Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},

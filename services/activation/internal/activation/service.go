@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/validate"
@@ -12,6 +13,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
+	"github.com/dhosauth/dhosauth/pkg/telemetry"
 )
 
 // ServiceName is what *_by fields record when no principal made a change.
@@ -97,7 +99,25 @@ func event(ctx context.Context, typ, subject string, data audit.Data) audit.Even
 
 // failure returns a refusal's audit event.
 func failure(ctx context.Context, typ, subject, reason string, data audit.Data) audit.Event {
+	countFailure(ctx, typ, reason)
 	return audit.NewFailure(ctx, ServiceName, typ, subject, reason, data)
+}
+
+// countFailure counts refused activations and authorisation-code
+// exchanges (dhosauth_activation_failures_total) by kind and reason.
+func countFailure(ctx context.Context, typ, reason string) {
+	kind := ""
+	switch typ {
+	case audit.TypePatientActivationFailed:
+		kind = "patient"
+	case audit.TypeDeviceActivationFailed:
+		kind = "device"
+	case audit.TypeDeviceAuthFailed:
+		kind = "device_auth"
+	default:
+		return
+	}
+	telemetry.ActivationFailed(ctx, kind, strings.ReplaceAll(reason, " ", "_"))
 }
 
 // asActor returns e with actor set: the caller of a public RPC proved who

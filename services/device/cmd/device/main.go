@@ -46,6 +46,11 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	logger.Info("starting", append([]any{"store", common.StoreName(), "environment", string(common.Environment)}, l.Summary()...)...)
+	ops, err := service.StartOps(ctx, common, logger, "")
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
 
 	db, err := storage.Open(ctx, common.Storage, devicedb.Migrations())
 	if err != nil {
@@ -70,7 +75,8 @@ func run(ctx context.Context) error {
 
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     "device",
-		Addr:     common.Addr.Device,
+		Addr:     common.Serve.GRPCListen,
+		Ops:      ops,
 		Logger:   logger,
 		Guard:    guard,
 		Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName, auditgrpc.ServiceName},

@@ -50,6 +50,11 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	logger.Info("starting", append([]any{"store", common.StoreName(), "environment", string(common.Environment)}, l.Summary()...)...)
+	ops, err := service.StartOps(ctx, common, logger, "")
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
 
 	db, err := storage.Open(ctx, common.Storage, sessiondb.Migrations())
 	if err != nil {
@@ -94,7 +99,8 @@ func run(ctx context.Context) error {
 
 	return service.Serve(ctx, service.ServerOptions{
 		Name:     "session",
-		Addr:     common.Addr.Session,
+		Addr:     common.Serve.GRPCListen,
+		Ops:      ops,
 		Logger:   logger,
 		Guard:    guard,
 		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},

@@ -203,3 +203,35 @@ func TestEventsWithRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsWithKeysAndRevocations checks that a stored key generation is
+// recorded as "signing key rotated" and a revocation as "token revoked",
+// in their transactions, without key material.
+func TestEventsWithKeysAndRevocations(t *testing.T) {
+	storagetest.Each(t, tokendb.Migrations(), func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		s := tokendb.New(db)
+		now := time.Now().UTC().Truncate(time.Second)
+		k := token.StoredKey{ID: "kid-1", Alg: "ES256", Generation: 1, CreatedAt: now, ActivatesAt: now, PublicJWK: "{}", Sealed: []byte("sealed"), SealKeyID: "seal-1"}
+		if err := s.InsertKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InsertKey(ctx, k); !errors.Is(err, token.ErrKeyExists) {
+			t.Fatalf("second insert: %v", err)
+		}
+		if _, err := s.Revoke(ctx, token.RevocationEntry{Kind: token.KindDevice, Subject: "dev-1", RevokedBefore: now, RecordedAt: now, Reason: "lost"}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := audit.List(ctx, db, audit.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) != 2 || p.Events[0].Type != audit.TypeKeyRotated || p.Events[0].Subject != "kid-1" ||
+			p.Events[1].Type != audit.TypeTokenRevoked || p.Events[1].Subject != "dev-1" || p.Events[1].Data["revocation_reason"] != "lost" {
+			t.Fatalf("events %+v", p.Events)
+		}
+		if _, ok := p.Events[0].Data["sealed"]; ok {
+			t.Fatalf("key event carries key material: %v", p.Events[0].Data)
+		}
+	})
+}

@@ -5,16 +5,28 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 )
 
 // InsertKey implements token.Store.
+// The key and its "signing key rotated" audit event (key id, algorithm,
+// generation, activation time; never key material) are written in one
+// transaction.
 func (s *Store) InsertKey(ctx context.Context, k token.StoredKey) error {
-	_, err := s.db.Exec(ctx,
-		`INSERT INTO signing_keys (kid, alg, generation, created_at, activates_at, public_jwk, sealed_key, seal_key_id)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, k.Alg, k.Generation, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.PublicJWK, k.Sealed, k.SealKeyID)
+	err := s.db.Tx(ctx, func(q storage.Querier) error {
+		if _, err := q.Exec(ctx,
+			`INSERT INTO signing_keys (kid, alg, generation, created_at, activates_at, public_jwk, sealed_key, seal_key_id)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			k.ID, k.Alg, k.Generation, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.PublicJWK, k.Sealed, k.SealKeyID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.New(ctx, ServiceName, audit.TypeKeyRotated, k.ID, audit.Data{
+			"key_id": k.ID, "alg": k.Alg, "generation": k.Generation, "activates_at": apitime.Format(k.ActivatesAt),
+		}))
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: generation %d", token.ErrKeyExists, k.Generation)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/apitime"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 )
@@ -20,7 +22,7 @@ func (s *Store) Revoke(ctx context.Context, e token.RevocationEntry) (token.Revo
 		if err := q.QueryRow(ctx, `UPDATE revocation_sequence SET seq = seq + 1 WHERE id = 1 RETURNING seq`).Scan(&seq); err != nil {
 			return err
 		}
-		return q.QueryRow(ctx,
+		if err := q.QueryRow(ctx,
 			`INSERT INTO revocations (kind, subject, revoked_before, seq, recorded_at, reason)
 			 VALUES ($1, $2, $3, $4, $5, $6)
 			 ON CONFLICT (kind, subject) DO UPDATE SET
@@ -29,7 +31,12 @@ func (s *Store) Revoke(ctx context.Context, e token.RevocationEntry) (token.Revo
 			   seq = excluded.seq, recorded_at = excluded.recorded_at, reason = excluded.reason
 			 RETURNING revoked_before, seq`,
 			string(e.Kind), e.Subject, e.RevokedBefore.UTC(), seq, e.RecordedAt.UTC(), e.Reason,
-		).Scan(&out.RevokedBefore, &out.Seq)
+		).Scan(&out.RevokedBefore, &out.Seq); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.New(ctx, ServiceName, audit.TypeTokenRevoked, e.Subject, audit.Data{
+			"kind": string(e.Kind), "subject": e.Subject, "revoked_before": apitime.Format(out.RevokedBefore), "revocation_reason": e.Reason,
+		}))
 	})
 	if err != nil {
 		return token.RevocationEntry{}, err

@@ -2,7 +2,9 @@
 # Starts the whole suite on this machine from bin/ (see `make run`): the
 # token, device, session and activation services and the REST edge. Uses the
 # embedded SQLite stores under DATA_DIR unless DATABASE_URL or DATABASE_HOST
-# is set. Ctrl-C stops everything.
+# is set. Each process serves its ops listener (metrics, health, pprof) on
+# its default OPS_ADDR, 127.0.0.1:9190 (edge) to :9194. Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,9 @@ cat <<MSG
   dhosauth is running ($ENVIRONMENT, $store)
     REST edge:   $url   (API docs: $url/docs, OpenAPI: $url/openapi.json)
     gRPC:        activation ${ACTIVATION_GRPC_ADDR:-127.0.0.1:9091}  device ${DEVICE_GRPC_ADDR:-127.0.0.1:9092}  token ${TOKEN_GRPC_ADDR:-127.0.0.1:9093}  session ${SESSION_GRPC_ADDR:-127.0.0.1:9094}
+    Ops:         gateway http://127.0.0.1:9190  activation http://127.0.0.1:9191  device http://127.0.0.1:9192  token http://127.0.0.1:9193  session http://127.0.0.1:9194
+                 (/metrics, /livez, /readyz, /debug/pprof/ on each)
+    Traces:      ${OTEL_EXPORTER_OTLP_ENDPOINT:-not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, or use docker compose up for a collector and Jaeger)}
 
   Try it (a system token with the admin scopes, then a patient activation):
     TOKEN=\$(./bin/dhosctl token) && curl -s -X POST -H "Authorization: Bearer \$TOKEN" $url/dhos/v1/patient/p1/activation

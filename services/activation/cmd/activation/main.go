@@ -64,7 +64,7 @@ func run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	creds := auth.NewInternalCredentials(st.Common.InternalKey, activation.ServiceName, "internal:issue_token", "read:send_device")
+	creds := auth.NewInternalCredentials(st.Common.InternalKey, activation.ServiceName, "internal:issue_token", "internal:revoke", "read:send_device")
 	tokenConn, err := service.Dial(st.Common.Addr.Token, creds)
 	if err != nil {
 		return err
@@ -87,10 +87,16 @@ func run(ctx context.Context) error {
 		Hasher:  hasher,
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenClient},
+		Revoker: activationgrpc.TokenRevoker{Client: tokenClient},
 	})
 	if err != nil {
 		return err
 	}
+	verifier, stopVerifier, err := st.Common.StartVerifier(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stopVerifier()
 	stopAudit := st.Common.StartAuditPublisher(ctx, db, logger)
 	defer stopAudit()
 	return service.Serve(ctx, service.ServerOptions{
@@ -98,7 +104,7 @@ func run(ctx context.Context) error {
 		Addr:     st.Common.Serve.GRPCListen,
 		Ops:      ops,
 		Logger:   logger,
-		Guard:    auth.NewGuard(st.Common.Verifier(tokenClient), rules, production),
+		Guard:    auth.NewGuard(verifier, rules, production),
 		Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},
 		Register: func(s *grpc.Server) {
 			activationgrpc.Register(s, svc)

@@ -188,6 +188,17 @@ func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp strin
 	if err != nil {
 		return PatientValidation{}, apperr.Internal(err)
 	}
+	// A new activation ends the tokens of the patient's earlier ones (a
+	// lost or replaced phone). The revocation comes first: when the token
+	// service cannot record it, the activation stays unused and the caller
+	// gets UNAVAILABLE and may simply try again. (Revoking after the
+	// completion instead would leave the patient, on a failure, with a
+	// used activation and no authorisation code.)
+	if s.revoker != nil {
+		if err := s.revoker.RevokePatient(ctx, a.PatientID, "patient activated again"); err != nil {
+			return PatientValidation{}, err
+		}
+	}
 	err = s.store.CompletePatientActivation(ctx, PatientCompletion{
 		ActivationID: a.ID,
 		PatientID:    a.PatientID,

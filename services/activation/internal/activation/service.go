@@ -142,8 +142,15 @@ type Service struct {
 	hasher  *secret.Hasher
 	devices Devices
 	tokens  Tokens
+	revoker Revoker
 	cfg     Config
 	now     func() time.Time
+}
+
+// Revoker revokes every token issued to a patient until now (the token
+// service). Errors are apperr errors (UNAVAILABLE when it did not answer).
+type Revoker interface {
+	RevokePatient(ctx context.Context, patientID, reason string) error
 }
 
 // Deps are the Service's collaborators.
@@ -152,6 +159,9 @@ type Deps struct {
 	Hasher  *secret.Hasher
 	Devices Devices
 	Tokens  Tokens
+	// Revoker, when set, revokes a patient's earlier tokens when the
+	// patient activates again (main always sets it).
+	Revoker Revoker
 	// Now is the clock (default apitime.Now).
 	Now func() time.Time
 }
@@ -167,7 +177,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = apitime.Now
 	}
-	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, cfg: cfg, now: d.Now}, nil
+	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, revoker: d.Revoker, cfg: cfg, now: d.Now}, nil
 }
 
 // Ping reports whether the store answers (readiness).

@@ -182,6 +182,8 @@ type options struct {
 	cfg           func(*activation.Config)
 	// peersDown points the clients at addresses where nothing listens.
 	peersDown bool
+	// revoker, when set, is the service's activation.Revoker.
+	revoker activation.Revoker
 }
 
 // deadAddr returns an address where nothing listens.
@@ -261,6 +263,7 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 		Hasher:  e.hasher,
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenv1.NewTokenServiceClient(tokenConn)},
+		Revoker: o.revoker,
 		Now:     e.clock.Now,
 	})
 	if err != nil {

@@ -58,7 +58,9 @@ func run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	tokenConn, err := service.Dial(common.Addr.Token, nil)
+	// Calls the device service makes on its own behalf: revoking the
+	// tokens of a deactivated device.
+	tokenConn, err := service.Dial(common.Addr.Token, auth.NewInternalCredentials(common.InternalKey, "device", "internal:revoke"))
 	if err != nil {
 		return err
 	}
@@ -68,8 +70,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	guard := auth.NewGuard(common.Verifier(tokenv1.NewTokenServiceClient(tokenConn)), rules, common.Environment.IsProduction())
-	svc := device.NewService(devicedb.New(db), device.Config{AllowDropData: allowDrop})
+	verifier, stopVerifier, err := common.StartVerifier(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stopVerifier()
+	guard := auth.NewGuard(verifier, rules, common.Environment.IsProduction())
+	svc := device.NewService(devicedb.New(db), device.Config{
+		AllowDropData: allowDrop,
+		Revoker:       devicegrpc.TokenRevoker{Client: tokenv1.NewTokenServiceClient(tokenConn)},
+	})
 	stopAudit := common.StartAuditPublisher(ctx, db, logger)
 	defer stopAudit()
 

@@ -21,8 +21,16 @@ const ServiceName = "device"
 type Config struct {
 	// AllowDropData lets DropData empty the store (ALLOW_DROP_DATA).
 	AllowDropData bool
+	// Revoker, when set, revokes a device's tokens when it is
+	// deactivated (the token service; main always sets it).
+	Revoker Revoker
 	// Now is the clock (default apitime.Now).
 	Now func() time.Time
+}
+
+// Revoker revokes every token issued to a device until now.
+type Revoker interface {
+	RevokeDevice(ctx context.Context, deviceID, reason string) error
 }
 
 // Service applies the device rules over a Store.
@@ -192,9 +200,28 @@ func (s *Service) Update(ctx context.Context, id string, c *Changes) (Device, er
 	actor := auth.ActorName(ctx, ServiceName)
 	data["changed_fields"] = changed
 	data["modified_by"] = actor
+	// Deactivating revokes the device's tokens, before the change (if the
+	// token service cannot record it, nothing changes and the caller gets
+	// UNAVAILABLE and may retry) and again after it (a token issued
+	// between the two is refused too). Every service refuses them within
+	// its revocation poll interval.
+	deactivate := c.Active != nil && !*c.Active && s.cfg.Revoker != nil
+	if deactivate {
+		if _, err := s.store.Get(ctx, id); err != nil {
+			return Device{}, notFound(err, id)
+		}
+		if err := s.cfg.Revoker.RevokeDevice(ctx, id, "device deactivated"); err != nil {
+			return Device{}, err
+		}
+	}
 	d, err := s.store.Update(ctx, id, *c, s.cfg.Now(), actor, event(ctx, EventDeviceUpdate, id, data))
 	if err != nil {
 		return Device{}, notFound(err, id)
+	}
+	if deactivate {
+		if err := s.cfg.Revoker.RevokeDevice(ctx, id, "device deactivated"); err != nil {
+			return Device{}, err
+		}
 	}
 	return d, nil
 }

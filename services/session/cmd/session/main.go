@@ -62,15 +62,16 @@ func run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	// Verifying callers' tokens needs only the token service's public keys.
-	verifyConn, err := service.Dial(common.Addr.Token, nil)
+	// Verifying callers' tokens: the token service's public keys and its
+	// revocation list, polled.
+	verifier, stopVerifier, err := common.StartVerifier(ctx, logger)
 	if err != nil {
 		return err
 	}
-	defer verifyConn.Close()
+	defer stopVerifier()
 
 	// Calls the session service makes on its own behalf.
-	creds := auth.NewInternalCredentials(common.InternalKey, "session", "read:send_device", "internal:issue_token")
+	creds := auth.NewInternalCredentials(common.InternalKey, "session", "read:send_device", "internal:issue_token", "internal:revoke")
 	deviceConn, err := service.Dial(common.Addr.Device, creds)
 	if err != nil {
 		return err
@@ -86,12 +87,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	guard := auth.NewGuard(common.Verifier(tokenv1.NewTokenServiceClient(verifyConn)), rules, common.Environment.IsProduction())
+	guard := auth.NewGuard(verifier, rules, common.Environment.IsProduction())
 	svc := session.NewService(
 		sessiondb.New(db),
 		sessiongrpc.NewDeviceClient(devicev1.NewDeviceServiceClient(deviceConn)),
 		sessiongrpc.NewTokenClient(tokenv1.NewTokenServiceClient(tokenConn)),
-		session.Config{AllowDropData: allowDrop},
+		session.Config{AllowDropData: allowDrop, Revoker: sessiongrpc.TokenRevoker{Client: tokenv1.NewTokenServiceClient(tokenConn)}},
 	)
 
 	stopAudit := common.StartAuditPublisher(ctx, db, logger)

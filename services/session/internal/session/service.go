@@ -24,8 +24,34 @@ var sendGroups = []string{"send clinician", "send superclinician"}
 type Config struct {
 	// AllowDropData lets DropData empty the store (ALLOW_DROP_DATA).
 	AllowDropData bool
+	// Revoker, when set, revokes a clinician's tokens when the login is
+	// deactivated (the token service; main always sets it).
+	Revoker Revoker
 	// Now is the clock (default apitime.Now).
 	Now func() time.Time
+}
+
+// Revoker revokes every token issued to a clinician until now. Errors are
+// apperr errors (UNAVAILABLE when the token service did not answer).
+type Revoker interface {
+	RevokeClinician(ctx context.Context, clinicianID, reason string) error
+}
+
+// revokeAround revokes the clinician's tokens before change (when that
+// fails nothing changes: the caller gets the error, UNAVAILABLE, and may
+// retry) and again after it (a token issued between the two is refused
+// too). Every service refuses them within its revocation poll interval.
+func (s *Service) revokeAround(ctx context.Context, id, reason string, change func() error) error {
+	if s.cfg.Revoker == nil {
+		return change()
+	}
+	if err := s.cfg.Revoker.RevokeClinician(ctx, id, reason); err != nil {
+		return err
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	return s.cfg.Revoker.RevokeClinician(ctx, id, reason)
 }
 
 // Service applies the clinician rules over a Store and the peers.
@@ -145,15 +171,28 @@ func (s *Service) Update(ctx context.Context, id string, p *ClinicianPatch) erro
 		data["changed_fields"] = append(data["changed_fields"].([]any), "login_active")
 		data["login_active"] = *p.LoginActive
 	}
-	err = s.store.Replace(ctx, id, Replacement{
-		LoginActive:           p.LoginActive,
-		Products:              products,
-		Groups:                groups,
-		SendEntryIdentifier:   ident,
-		ContractExpiryEODDate: expiry,
-		Modified:              s.cfg.Now(),
-		ModifiedBy:            auth.ActorName(ctx, ServiceName),
-	}, event(ctx, audit.TypeClinicianUpdated, id, data))
+	replace := func() error {
+		return s.store.Replace(ctx, id, Replacement{
+			LoginActive:           p.LoginActive,
+			Products:              products,
+			Groups:                groups,
+			SendEntryIdentifier:   ident,
+			ContractExpiryEODDate: expiry,
+			Modified:              s.cfg.Now(),
+			ModifiedBy:            auth.ActorName(ctx, ServiceName),
+		}, event(ctx, audit.TypeClinicianUpdated, id, data))
+	}
+	// A login set inactive, or a contract that has already ended, ends the
+	// clinician's tokens.
+	ended := expiry != nil && *expiry < s.cfg.Now().UTC().Format(apitime.DateLayout)
+	if (p.LoginActive != nil && !*p.LoginActive) || ended {
+		if _, err := s.store.Get(ctx, id); errors.Is(err, ErrNotFound) {
+			return apperr.NotFound("clinician %s not found", id)
+		}
+		err = s.revokeAround(ctx, id, "clinician login deactivated", replace)
+	} else {
+		err = replace()
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return apperr.NotFound("clinician %s not found", id)
@@ -212,8 +251,10 @@ func (s *Service) ClinicianJWT(ctx context.Context, sendEntryIdentifier string) 
 		// The login is deactivated and the refusal recorded together.
 		deactivated := audit.NewFailure(ctx, ServiceName, audit.TypeClinicianUpdated, c.ID, reasonContractExpiredFix,
 			audit.Data{"clinician_id": c.ID, "changed_fields": []any{"login_active"}, "login_active": false})
-		err := s.store.SetLoginActive(ctx, c.ID, false, s.cfg.Now(), auth.ActorName(ctx, ServiceName),
-			deactivated, loginFailure(ctx, deviceID, c.ID, ReasonContractExpired))
+		err := s.revokeAround(ctx, c.ID, "clinician contract expired", func() error {
+			return s.store.SetLoginActive(ctx, c.ID, false, s.cfg.Now(), auth.ActorName(ctx, ServiceName),
+				deactivated, loginFailure(ctx, deviceID, c.ID, ReasonContractExpired))
+		})
 		if errors.Is(err, ErrNotFound) {
 			// Deleted meanwhile: nothing changed, the refusal stands.
 			return "", refuse(ReasonContractExpired, c.ID, apperr.PermissionDenied("clinician contract has expired"))

@@ -241,7 +241,9 @@ func TestConcurrentRotators(t *testing.T) {
 			var wg sync.WaitGroup
 			errs := make([]error, n)
 			for i := range n {
-				wg.Go(func() { keys[i], errs[i] = token.NewManagedKeys(context.Background(), tokendb.New(dbs[i]), sealer, cfg) })
+				wg.Go(func() {
+					keys[i], errs[i] = token.NewManagedKeys(context.Background(), tokendb.New(dbs[i]), sealer, cfg)
+				})
 			}
 			wg.Wait()
 			for i := range n {

@@ -11,7 +11,8 @@
 // calls bad input before any service is asked: GET bodies, bodies that are
 // not JSON or too large, and paths, queries or headers with bytes that have
 // no business there. The plain endpoints (/running, /version,
-// /openapi.json, /docs) and the non-production /drop_data and
+// /openapi.json, /docs, the token service's /.well-known/jwks.json and
+// /.well-known/openid-configuration) and the non-production /drop_data and
 // /reset_test_data live here too.
 //
 // The edge verifies no tokens: it forwards the caller's Authorization

@@ -126,6 +126,11 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	rt.handle(http.MethodHead, "/running", handleRunning)
 	rt.handle(http.MethodGet, "/version", versionHandler(o.Version))
 	rt.handle(http.MethodGet, "/openapi.json", handleOpenAPI)
+	wk := &wellKnown{errs: errs, token: tokenv1.NewTokenServiceClient(o.Conns.Token)}
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		rt.handle(m, JWKSPath, wk.jwks)
+		rt.handle(m, OpenIDConfigurationPath, wk.openIDConfiguration)
+	}
 	aq := &auditQuery{errs: errs, sources: []auditSource{
 		{"activation", auditv1.NewAuditServiceClient(o.Conns.Activation)},
 		{"device", auditv1.NewAuditServiceClient(o.Conns.Device)},

@@ -1,0 +1,139 @@
+package edge
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+)
+
+// Paths of the token service's public documents.
+const (
+	JWKSPath                = "/.well-known/jwks.json"
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+)
+
+// discoveryMaxAge is how long the discovery document may be cached, in
+// seconds (it changes only with the configuration).
+const discoveryMaxAge = 300
+
+// wellKnown serves the JWK set and the OpenID discovery document, read
+// from the token service over gRPC on each request (it answers from
+// memory), with caching headers: Cache-Control max-age as the token
+// service says (short enough that a key published now is fetched before it
+// signs) and an ETag, so that unchanged documents cost a 304.
+type wellKnown struct {
+	errs  *errorWriter
+	token tokenv1.TokenServiceClient
+}
+
+// jwk is a public JSON Web Key without empty members.
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use,omitempty"`
+	N   string `json:"n,omitempty"`
+	E   string `json:"e,omitempty"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+}
+
+// jwks answers GET /.well-known/jwks.json: public keys only.
+func (k *wellKnown) jwks(w http.ResponseWriter, r *http.Request) {
+	resp, err := k.token.GetJWKS(r.Context(), &tokenv1.GetJWKSRequest{})
+	if err != nil {
+		k.errs.writeError(r.Context(), w, r, err)
+		return
+	}
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: make([]jwk, 0, len(resp.GetKeys()))}
+	for _, key := range resp.GetKeys() {
+		set.Keys = append(set.Keys, jwk{
+			Kty: key.GetKty(), Kid: key.GetKid(), Alg: key.GetAlg(), Use: key.GetUse(),
+			N: key.GetN(), E: key.GetE(), Crv: key.GetCrv(), X: key.GetX(), Y: key.GetY(),
+		})
+	}
+	body, _ := json.Marshal(set)
+	writeCacheable(w, r, body, int(resp.GetMaxAgeSeconds()))
+}
+
+// openIDConfiguration answers GET /.well-known/openid-configuration.
+func (k *wellKnown) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	resp, err := k.token.GetIssuer(r.Context(), &tokenv1.GetIssuerRequest{})
+	if err != nil {
+		k.errs.writeError(r.Context(), w, r, err)
+		return
+	}
+	algs := resp.GetSigningAlgorithms()
+	if algs == nil {
+		algs = []string{}
+	}
+	doc := struct {
+		Issuer          string   `json:"issuer"`
+		JWKSURI         string   `json:"jwks_uri"`
+		SigningAlgs     []string `json:"id_token_signing_alg_values_supported"`
+		SubjectTypes    []string `json:"subject_types_supported"`
+		ClaimsSupported []string `json:"claims_supported"`
+	}{
+		Issuer:          resp.GetIssuer(),
+		JWKSURI:         jwksURI(resp.GetIssuer(), r),
+		SigningAlgs:     algs,
+		SubjectTypes:    []string{"public"},
+		ClaimsSupported: []string{"iss", "aud", "exp", "iat", "jti", "sub", "scope", "metadata"},
+	}
+	body, _ := json.Marshal(doc)
+	writeCacheable(w, r, body, discoveryMaxAge)
+}
+
+// jwksURI is where the JWK set is: under the issuer when the issuer is an
+// http(s) URL (as it should be: the edge's public address), else under the
+// address the request came to.
+func jwksURI(issuer string, r *http.Request) string {
+	if u, err := url.Parse(issuer); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		return strings.TrimSuffix(issuer, "/") + JWKSPath
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + JWKSPath
+}
+
+// writeCacheable writes a JSON document with an ETag and Cache-Control
+// max-age (no-cache when maxAge is 0), or 304 when the client's copy
+// (If-None-Match) is current.
+func writeCacheable(w http.ResponseWriter, r *http.Request, body []byte, maxAge int) {
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	if maxAge > 0 {
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110).
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}

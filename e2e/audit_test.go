@@ -77,6 +77,25 @@ func auditEvents(t *testing.T, s *Suite, token string, query url.Values) []audit
 	return nil
 }
 
+// waitAuthReady waits until every service accepts token: the audit query
+// fans out to all four, each verifying it. (A service that started before
+// the token service may refuse tokens for a moment while its connection to
+// the token service backs off.)
+func waitAuthReady(t *testing.T, s *Suite, token string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := s.Do("GET", "/dhos/v1/audit/events?page_size=1", token, nil)
+		if r.Status == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the services do not accept tokens: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // brokerEvents returns the distinct messages of the type about subject.
 func brokerEvents(c *audittest.Consumer, eventType, subject string) map[string]audittest.Delivery {
 	out := map[string]audittest.Delivery{}
@@ -100,6 +119,7 @@ func TestAuditContractEvents(t *testing.T) {
 			s := Start(t, env)
 			admin := s.AdminToken(t)
 			auditor := s.SystemToken(t, "read:audit")
+			waitAuthReady(t, s, admin)
 
 			// A refused device JWT: a device with a wrong authorisation code.
 			id := createDevice(t, s, admin, map[string]any{"location_id": Unique("ward"), "description": "Tablet"})["uuid"].(string)
@@ -214,6 +234,7 @@ func TestAuditDeliveryThroughOutageAndRestart(t *testing.T) {
 			s := Start(t, env)
 			admin := s.AdminToken(t)
 			auditor := s.SystemToken(t, "read:audit")
+			waitAuthReady(t, s, admin)
 			id := createDevice(t, s, admin, map[string]any{"location_id": Unique("ward"), "description": "Tablet"})["uuid"].(string)
 
 			// The load: device updates (device service) and refused device

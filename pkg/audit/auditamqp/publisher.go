@@ -284,7 +284,7 @@ func (p *publisher) connect(ctx context.Context) error {
 		return err
 	}
 	p.conn, p.ch = conn, ch
-	p.log.InfoContext(ctx, "audit publisher connected", "exchange", p.o.Exchange, "routing_key", p.o.RoutingKey)
+	p.log.InfoContext(ctx, "audit publisher connected", "exchange", p.o.Exchange, "routing", p.o.RoutingKey)
 	return nil
 }
 

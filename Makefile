@@ -20,6 +20,7 @@ PROTOC_GEN_GO_GRPC   := v1.6.2
 GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION  := v0.8.2
 GRPCURL_VERSION      := v1.9.4
+KUSTOMIZE_VERSION    := v5.8.2
 
 .PHONY: help
 help: ## list the targets
@@ -81,6 +82,16 @@ lint: tools protodeps ## buf lint, go vet and staticcheck over every module
 .PHONY: breaking
 breaking: protodeps ## buf breaking against main
 	@buf breaking --against '.git#branch=main'
+
+.PHONY: manifests
+manifests: ## render the Kubernetes overlays (deploy/k8s) into bin/k8s/{dev,prod}.yaml
+	@mkdir -p $(BIN)/k8s
+	@for o in dev prod; do go run sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) build deploy/k8s/overlays/$$o > $(BIN)/k8s/$$o.yaml || exit 1; done
+	@echo "manifests: $(BIN)/k8s/dev.yaml $(BIN)/k8s/prod.yaml"
+
+.PHONY: image
+image: ## build the container image dhosauth:$(VERSION) (needs docker)
+	@docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg GIT_HASH=$(HASH) --build-arg BUILD_NUMBER=$(BUILD) -t dhosauth:$(VERSION) .
 
 .PHONY: clean
 clean: ## remove binaries and local data

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -258,6 +261,24 @@ func telemetry(t *testing.T, s *Suite, rcv *receiver) {
 		}
 	}
 
+	// Every metric the Grafana dashboard queries is served (except those
+	// that only appear once something happens: a rate-limit refusal, an
+	// audit broker, a secret with an expiry date).
+	var all strings.Builder
+	for _, p := range processes {
+		all.Write(s.OpsGet(p, "/metrics").Body)
+	}
+	for _, m := range dashboardMetrics(t) {
+		switch m {
+		case "dhosauth_ratelimit_refusals_total", "dhosauth_audit_outbox_depth", "dhosauth_audit_outbox_age_seconds",
+			"dhosauth_token_secret_time_to_expiry_seconds":
+			continue
+		}
+		if !strings.Contains(all.String(), "\n"+m) {
+			t.Errorf("the dashboard queries %s, which no process serves", m)
+		}
+	}
+
 	// Health of every process.
 	for _, p := range processes {
 		if r := s.OpsGet(p, "/livez"); r.Status != 200 {
@@ -271,6 +292,43 @@ func telemetry(t *testing.T, s *Suite, rcv *receiver) {
 		t.Errorf("the edge's readiness does not check the services: %s", r.Body)
 	}
 }
+
+// dashboardMetrics lists the metric names the Grafana dashboard queries.
+func dashboardMetrics(t *testing.T) []string {
+	b, err := os.ReadFile("../deploy/grafana/dhosauth.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range metricRe.FindAllStringSubmatch(tg.Expr, -1) {
+				if !seen[m[1]] {
+					seen[m[1]] = true
+					out = append(out, m[1])
+				}
+			}
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("only %d metrics in the dashboard", len(out))
+	}
+	return out
+}
+
+// metricRe finds a metric selector in PromQL ("name{").
+var metricRe = regexp.MustCompile(`([a-z_][a-z0-9_]*)\{`)
 
 // hasSpans reports whether a trace has the edge's server span, a device
 // service server span and a database statement.

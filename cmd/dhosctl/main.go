@@ -1,6 +1,8 @@
 // Command dhosctl is the operator's tool for the suite.
 //
 //	dhosctl token [-scope "a b"] [-system-id name]   mint a system token
+//	dhosctl keys                                     list the signing keys
+//	dhosctl rotate-keys                              start a key rotation
 package main
 
 import (
@@ -30,9 +32,12 @@ func main() {
 const usage = `usage: dhosctl <command> [flags]
 
 commands:
-  token    mint a system token from the token service (TOKEN_GRPC_ADDR),
-           authenticated with the suite's internal key (INTERNAL_AUTH_KEY,
-           or DATA_DIR/internal-auth.key outside production)`
+  token        mint a system token from the token service (TOKEN_GRPC_ADDR),
+               authenticated with the suite's internal key (INTERNAL_AUTH_KEY,
+               or DATA_DIR/internal-auth.key outside production)
+  keys         list the token service's signing keys and their states
+  rotate-keys  publish a new signing key now; it signs after the propagation
+               period (KEY_PROPAGATION_PERIOD), the current one then retires`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -41,6 +46,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	switch args[0] {
 	case "token":
 		return mintToken(ctx, args[1:], out)
+	case "keys", "rotate-keys":
+		return keys(ctx, args[0], args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprintln(out, usage)
 		return nil
@@ -68,6 +75,38 @@ func mintToken(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, tok)
 	return nil
+}
+
+// keys lists the signing keys, or rotates them first (rotate-keys).
+func keys(ctx context.Context, cmd string, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	addr := fs.String("addr", envOr("TOKEN_GRPC_ADDR", service.DefaultTokenAddr), "token service gRPC address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	key, err := admin.InternalKey(os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cmd == "keys" {
+		list, err := admin.ListKeys(ctx, *addr, key)
+		if err != nil {
+			return err
+		}
+		return admin.WriteKeys(out, list)
+	}
+	resp, err := admin.RotateKeys(ctx, *addr, key)
+	if err != nil {
+		return err
+	}
+	if resp.GetCreated() {
+		fmt.Fprintf(out, "published key %s; it signs from %s\n", resp.GetNext().GetKid(), resp.GetNext().GetActivatesAt())
+	} else {
+		fmt.Fprintf(out, "a rotation is already under way: key %s signs from %s\n", resp.GetNext().GetKid(), resp.GetNext().GetActivatesAt())
+	}
+	return admin.WriteKeys(out, resp.GetKeys())
 }
 
 func envOr(k, def string) string {

@@ -39,7 +39,12 @@ type RemoteKeys struct {
 	mu      sync.Mutex
 	keys    map[string]StaticKey
 	fetched time.Time
+	failed  bool
 }
+
+// retryAfterFailure bounds how often a key set that could not be fetched
+// is asked for again while no key is known.
+const retryAfterFailure = time.Second
 
 // PublicKey implements KeySource.
 func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (crypto.PublicKey, string, error) {
@@ -54,6 +59,9 @@ func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (crypto.PublicKe
 	}
 	k, ok := r.keys[kid]
 	age := time.Since(r.fetched)
+	if r.failed && len(r.keys) == 0 {
+		minRefresh = min(minRefresh, retryAfterFailure)
+	}
 	if (!ok && age >= minRefresh) || age >= ttl {
 		if err := r.refresh(ctx); err != nil && !ok {
 			return nil, "", fmt.Errorf("key set unavailable: %w", err)
@@ -70,7 +78,7 @@ func (r *RemoteKeys) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	jwks, err := r.Fetch(ctx)
-	r.fetched = time.Now()
+	r.fetched, r.failed = time.Now(), err != nil
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,9 @@ func (c Common) Verifier(tok tokenv1.TokenServiceClient) *auth.Verifier {
 // JWKSFetcher reads the token service's key set.
 func JWKSFetcher(tok tokenv1.TokenServiceClient) func(ctx context.Context) ([]auth.JWK, error) {
 	return func(ctx context.Context) ([]auth.JWK, error) {
-		resp, err := tok.GetJWKS(ctx, &tokenv1.GetJWKSRequest{})
+		// WaitForReady: a connection still backing off after the token
+		// service started late waits (within ctx) instead of failing.
+		resp, err := tok.GetJWKS(ctx, &tokenv1.GetJWKSRequest{}, grpc.WaitForReady(true))
 		if err != nil {
 			return nil, err
 		}

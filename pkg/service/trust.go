@@ -11,6 +11,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"google.golang.org/grpc"
 )
 
 // ScopeReadRevocations lets a caller read the revocation list
@@ -122,7 +123,7 @@ func (c Common) StartVerifier(ctx context.Context, lg *slog.Logger) (v *auth.Ver
 // connection must carry credentials with ScopeReadRevocations.
 func RevocationFetcher(tok tokenv1.TokenServiceClient) func(ctx context.Context, cursor string) (auth.RevocationPage, error) {
 	return func(ctx context.Context, cursor string) (auth.RevocationPage, error) {
-		resp, err := tok.ListRevocations(ctx, &tokenv1.ListRevocationsRequest{Cursor: cursor})
+		resp, err := tok.ListRevocations(ctx, &tokenv1.ListRevocationsRequest{Cursor: cursor}, grpc.WaitForReady(true))
 		if err != nil {
 			return auth.RevocationPage{}, err
 		}

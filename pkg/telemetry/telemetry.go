@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -80,13 +81,17 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	attrs := resource.WithAttributes(semconv.ServiceName(name))
-	if o.Version != "" {
-		attrs = resource.WithAttributes(semconv.ServiceName(name), semconv.ServiceVersion(o.Version))
+	// OTEL_RESOURCE_ATTRIBUTES adds attributes; the service's name and
+	// version win.
+	attrs, err := resourceAttributes(get("OTEL_RESOURCE_ATTRIBUTES"))
+	if err != nil {
+		return nil, err
 	}
-	// OTEL_RESOURCE_ATTRIBUTES may add attributes; OTEL_SERVICE_NAME was
-	// read above, through Lookup.
-	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithFromEnv(), attrs)
+	attrs = append(attrs, semconv.ServiceName(name))
+	if o.Version != "" {
+		attrs = append(attrs, semconv.ServiceVersion(o.Version))
+	}
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
@@ -104,7 +109,12 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		_ = tp.Shutdown(ctx)
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(pexp))
+	// The peer's address would make a series per pod a client ever called.
+	peerless := sdkmetric.NewView(
+		sdkmetric.Instrument{Name: "rpc.client.*"},
+		sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("server.address", "server.port")},
+	)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(pexp), sdkmetric.WithView(peerless))
 
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		lg.Warn("telemetry error", "error", err.Error())
@@ -192,6 +202,28 @@ func propagators(v string) (propagation.TextMapPropagator, error) {
 		}
 	}
 	return propagation.NewCompositeTextMapPropagator(ps...), nil
+}
+
+// resourceAttributes parses OTEL_RESOURCE_ATTRIBUTES: key=value pairs
+// separated by commas, values percent-encoded.
+func resourceAttributes(v string) ([]attribute.KeyValue, error) {
+	var out []attribute.KeyValue
+	for _, pair := range strings.Split(v, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: want key=value pairs, got %q", pair)
+		}
+		dec, err := url.PathUnescape(strings.TrimSpace(val))
+		if err != nil {
+			return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %s: %w", k, err)
+		}
+		out = append(out, attribute.String(k, dec))
+	}
+	return out, nil
 }
 
 // redactURL drops credentials from an endpoint for the start-up log.

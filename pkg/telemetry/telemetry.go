@@ -245,6 +245,9 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
 }
 
+// ForceFlush exports the spans made so far.
+func (t *Telemetry) ForceFlush(ctx context.Context) error { return t.tp.ForceFlush(ctx) }
+
 // Shutdown exports what spans are left and stops the providers.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return errors.Join(t.tp.Shutdown(ctx), t.mp.Shutdown(ctx))

@@ -60,7 +60,7 @@ func TestEdgeTelemetry(t *testing.T) {
 		}
 		text := s.Name
 		for _, a := range s.Attributes {
-			text += " " + string(a.Key) + "=" + a.Value.Emit()
+			text += " " + string(a.Key) + "=" + a.Value.String()
 			if a.Key == "url.path" || a.Key == "url.query" || a.Key == "url.full" {
 				t.Errorf("span %q records %s", s.Name, a.Key)
 			}

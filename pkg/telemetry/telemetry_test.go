@@ -83,7 +83,7 @@ func TestSetup(t *testing.T) {
 	}
 	res := map[string]string{}
 	for _, kv := range got[0].Resource.Attributes() {
-		res[string(kv.Key)] = kv.Value.Emit()
+		res[string(kv.Key)] = kv.Value.String()
 	}
 	if res["service.name"] != "device" || res["service.version"] != "1.2.3" || res["deployment.environment"] != "test" {
 		t.Errorf("resource %v", res)

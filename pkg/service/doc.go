@@ -1,6 +1,9 @@
 // Package service is what every suite process shares: the common
 // configuration (environment, logging, storage, token trust, addresses of
-// the other services), the gRPC server lifecycle (health, reflection,
-// interceptors, graceful shutdown) and authenticated clients to the other
-// services.
+// the other services, listeners and shutdown), the operations side of a
+// process (StartOps: OpenTelemetry from the OTEL_* variables and the ops
+// listener with /livez, /readyz, /metrics and pprof), the gRPC server
+// lifecycle (health, reflection, interceptors, tracing and metrics per
+// RPC, readiness, graceful shutdown) and traced, authenticated clients to
+// the other services.
 package service

@@ -198,8 +198,23 @@ func telemetry(t *testing.T, s *Suite, rcv *receiver) {
 		}
 	}
 
-	// No span of any trace names a secret, in its name or attributes.
-	time.Sleep(300 * time.Millisecond)
+	// No span of any trace names a secret, in its name or attributes
+	// (once the spans of the requests that carried them have arrived).
+	waitFor(t, 15*time.Second, "the activation spans", func() bool {
+		var validations, jwts int
+		for _, sp := range rcv.all() {
+			if sp.service != "activation" || sp.span.GetKind() != tracepb.Span_SPAN_KIND_SERVER {
+				continue
+			}
+			switch sp.span.GetName() {
+			case "dhos.activation.v1.ActivationService/ValidateActivation":
+				validations++
+			case "dhos.activation.v1.ActivationService/GetPatientJwt":
+				jwts++
+			}
+		}
+		return validations >= 2 && jwts >= 1
+	})
 	secrets := []string{a.Code, a.OTP, auth, jwt, admin}
 	for _, sp := range rcv.all() {
 		text := sp.span.GetName()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -81,6 +82,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.StatsHandler(telemetry.GRPCServerHandler()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: o.ShutdownTimeout}),
 		grpc.ChainUnaryInterceptor(Recover(o.Logger), MapErrors(o.Logger), o.Guard.Unary()),

@@ -26,7 +26,8 @@ type RevocationPage struct {
 	Revocations []Revocation
 	// Cursor continues after this page.
 	Cursor string
-	// Reset: the page starts from the beginning and replaces the list.
+	// Reset: the cursor was empty or unknown (another store); the page
+	// starts from the first revocation.
 	Reset bool
 	// More: another page follows at once.
 	More bool

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,7 +56,11 @@ func (set jwkSet) ecKey(t *testing.T, kid string) *ecdsa.PublicKey {
 		if err1 != nil || err2 != nil {
 			t.Fatalf("key %s: %v %v", kid, err1, err2)
 		}
-		return &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatalf("key %s: %v", kid, err)
+		}
+		return pub
 	}
 	t.Fatalf("kid %s is not published", kid)
 	return nil

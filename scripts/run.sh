@@ -14,6 +14,8 @@ export DATA_DIR="${DATA_DIR:-$PWD/data}"
 export ALLOW_DROP_DATA="${ALLOW_DROP_DATA:-true}"
 HTTP_PORT="${HTTP_PORT:-8080}"
 export HTTP_PORT
+# Tokens name the edge the suite is reached at (jwks_uri in discovery).
+export TOKEN_ISSUER="${TOKEN_ISSUER:-${HS_ISSUER:-http://localhost:${HTTP_PORT}/}}"
 mkdir -p "$DATA_DIR"
 
 pids=()

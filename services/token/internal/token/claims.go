@@ -75,12 +75,20 @@ type Claims struct {
 	ExpiresAt time.Time
 	Scopes    []string
 	Metadata  map[string]string
+	// OIDC, when set, replaces the contract's claims: the claims of an
+	// OpenID Connect ID or logout token (no scope, no metadata).
+	OIDC jwt.MapClaims
+	// Type, when set, is the JWT's typ header (logout+jwt).
+	Type string
 }
 
 // JWT returns the claims as the contract writes them: iss, aud (a single
 // string, not an array), exp and iat in whole seconds, jti, sub, scope
 // (space-separated) and metadata.
 func (c Claims) JWT() jwt.MapClaims {
+	if c.OIDC != nil {
+		return c.OIDC
+	}
 	md := make(map[string]any, len(c.Metadata))
 	for k, v := range c.Metadata {
 		md[k] = v

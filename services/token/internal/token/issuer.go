@@ -103,9 +103,12 @@ type Request struct {
 	// ReferringDeviceID is the device a clinician signed in on (clinician
 	// tokens only, required there).
 	ReferringDeviceID string
-	// Scopes are the scopes of a system token (system tokens only,
-	// required there).
+	// Scopes are the scopes of a system token (required there) or of a
+	// clinician token issued from a browser session (required there).
 	Scopes []string
+	// SessionID is the browser session a clinician token is issued from,
+	// instead of a device (clinician tokens only).
+	SessionID string
 }
 
 // Issued is a signed token.
@@ -183,8 +186,12 @@ func (i *Issuer) plan(req Request) (plan, error) {
 	if req.Kind != KindClinician && req.ReferringDeviceID != "" {
 		return plan{}, apperr.InvalidArgument("referring_device_id is only for clinician tokens")
 	}
-	if req.Kind != KindSystem && len(req.Scopes) > 0 {
-		return plan{}, apperr.InvalidArgument("scopes may only be given for system tokens; other tokens carry their configured scope set")
+	if req.Kind != KindClinician && req.SessionID != "" {
+		return plan{}, apperr.InvalidArgument("session_id is only for clinician tokens")
+	}
+	sessionToken := req.Kind == KindClinician && req.SessionID != ""
+	if req.Kind != KindSystem && !sessionToken && len(req.Scopes) > 0 {
+		return plan{}, apperr.InvalidArgument("scopes may only be given for system tokens and clinician tokens of a session; other tokens carry their configured scope set")
 	}
 	switch req.Kind {
 	case KindPatient:
@@ -192,6 +199,21 @@ func (i *Issuer) plan(req Request) (plan, error) {
 	case KindDevice:
 		return plan{i.cfg.DeviceScopes, map[string]string{auth.DeviceIDClaim: req.SubjectID}, i.cfg.DeviceLifetime}, nil
 	case KindClinician:
+		if sessionToken {
+			// A browser session: the scopes the clinician's roles map to.
+			if req.ReferringDeviceID != "" {
+				return plan{}, apperr.InvalidArgument("a clinician token comes from a device or a session, not both")
+			}
+			if err := checkID("session_id", req.SessionID); err != nil {
+				return plan{}, err
+			}
+			scopes, err := requestedScopes(req.Scopes)
+			if err != nil {
+				return plan{}, err
+			}
+			md := map[string]string{auth.ClinicianIDClaim: req.SubjectID, SessionIDClaim: req.SessionID}
+			return plan{scopes, md, i.cfg.ClinicianLifetime}, nil
+		}
 		if req.ReferringDeviceID == "" {
 			return plan{}, apperr.InvalidArgument("referring_device_id is required for clinician tokens")
 		}
@@ -201,7 +223,7 @@ func (i *Issuer) plan(req Request) (plan, error) {
 		md := map[string]string{auth.ClinicianIDClaim: req.SubjectID, "referring_device_id": req.ReferringDeviceID}
 		return plan{i.cfg.ClinicianScopes, md, i.cfg.ClinicianLifetime}, nil
 	default: // KindSystem
-		scopes, err := systemScopes(req.Scopes)
+		scopes, err := requestedScopes(req.Scopes)
 		if err != nil {
 			return plan{}, err
 		}
@@ -212,11 +234,15 @@ func (i *Issuer) plan(req Request) (plan, error) {
 // checkID refuses empty, over-long and unprintable ids.
 func checkID(field, v string) error { return validate.ID(field, v) }
 
-// systemScopes checks the scopes a system token asks for and drops
-// repeats, keeping their order.
-func systemScopes(in []string) ([]string, error) {
+// SessionIDClaim is the metadata claim of a clinician token issued from a
+// browser session: the session's public id.
+const SessionIDClaim = "session_id"
+
+// requestedScopes checks the scopes a system or session token asks for
+// and drops repeats, keeping their order.
+func requestedScopes(in []string) ([]string, error) {
 	if len(in) == 0 {
-		return nil, apperr.InvalidArgument("scopes are required for system tokens")
+		return nil, apperr.InvalidArgument("scopes are required for system tokens and clinician tokens of a session")
 	}
 	if len(in) > MaxScopes {
 		return nil, apperr.InvalidArgument("at most %d scopes may be given", MaxScopes)

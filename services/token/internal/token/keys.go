@@ -49,6 +49,9 @@ func (k *KeyPair) ID() string { return k.JWK.Kid }
 func (k *KeyPair) Sign(c Claims) (string, error) {
 	t := jwt.NewWithClaims(k.method, c.JWT())
 	t.Header["kid"] = k.JWK.Kid
+	if c.Type != "" {
+		t.Header["typ"] = c.Type
+	}
 	return t.SignedString(k.Private)
 }
 

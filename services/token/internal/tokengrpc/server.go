@@ -51,11 +51,39 @@ func (s *Server) IssueToken(ctx context.Context, req *tokenv1.IssueTokenRequest)
 		SubjectID:         req.GetSubjectId(),
 		ReferringDeviceID: req.GetReferringDeviceId(),
 		Scopes:            req.GetScopes(),
+		SessionID:         req.GetSessionId(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &tokenv1.IssueTokenResponse{Jwt: out.JWT, TokenId: out.ID, ExpiresAt: apitime.Format(out.ExpiresAt)}, nil
+}
+
+// IssueOIDCToken implements tokenv1.TokenServiceServer.
+func (s *Server) IssueOIDCToken(ctx context.Context, req *tokenv1.IssueOIDCTokenRequest) (*tokenv1.IssueOIDCTokenResponse, error) {
+	r := token.OIDCRequest{
+		Audience:  req.GetAudience(),
+		Subject:   req.GetSubject(),
+		SessionID: req.GetSessionId(),
+		Nonce:     req.GetNonce(),
+		ACR:       req.GetAcr(),
+		AMR:       req.GetAmr(),
+		Claims:    req.GetClaims().AsMap(),
+	}
+	switch req.GetType() {
+	case tokenv1.OIDCTokenType_OIDC_TOKEN_TYPE_ID:
+		r.Type = token.IDToken
+	case tokenv1.OIDCTokenType_OIDC_TOKEN_TYPE_LOGOUT:
+		r.Type = token.LogoutToken
+	}
+	if at := req.GetAuthTime(); at > 0 {
+		r.AuthTime = time.Unix(at, 0)
+	}
+	out, err := s.issuer.IssueOIDC(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.IssueOIDCTokenResponse{Jwt: out.JWT, TokenId: out.ID, ExpiresAt: apitime.Format(out.ExpiresAt)}, nil
 }
 
 // VerifyToken implements tokenv1.TokenServiceServer.

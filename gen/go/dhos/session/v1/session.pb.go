@@ -499,6 +499,392 @@ func (x *GetClinicianJwtResponse) GetJwt() string {
 	return ""
 }
 
+// ListSessionsRequest names the clinician.
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClinicianId   string                 `protobuf:"bytes,1,opt,name=clinician_id,json=clinicianId,proto3" json:"clinician_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListSessionsRequest) GetClinicianId() string {
+	if x != nil {
+		return x.ClinicianId
+	}
+	return ""
+}
+
+// BrowserSession describes one sign-in (never its cookie).
+type BrowserSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the public id (the sid claim of ID tokens).
+	SessionId   string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ClinicianId string `protobuf:"bytes,2,opt,name=clinician_id,json=clinicianId,proto3" json:"clinician_id,omitempty"`
+	// provider is the upstream provider's id, or "local".
+	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	Created  string `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
+	LastSeen string `protobuf:"bytes,5,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// expires is when the session ends unless used again (idle timeout),
+	// at the latest its absolute timeout.
+	Expires string `protobuf:"bytes,6,opt,name=expires,proto3" json:"expires,omitempty"`
+	// clients are the client apps that joined the session.
+	Clients       []string `protobuf:"bytes,7,rep,name=clients,proto3" json:"clients,omitempty"`
+	Scopes        []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserSession) Reset() {
+	*x = BrowserSession{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSession) ProtoMessage() {}
+
+func (x *BrowserSession) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSession.ProtoReflect.Descriptor instead.
+func (*BrowserSession) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BrowserSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetClinicianId() string {
+	if x != nil {
+		return x.ClinicianId
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetCreated() string {
+	if x != nil {
+		return x.Created
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetLastSeen() string {
+	if x != nil {
+		return x.LastSeen
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetExpires() string {
+	if x != nil {
+		return x.Expires
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetClients() []string {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *BrowserSession) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+// ListSessionsResponse lists the sessions.
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*BrowserSession      `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*BrowserSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// EndSessionsRequest names the clinician, and the session when only one
+// is to end.
+type EndSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClinicianId   string                 `protobuf:"bytes,1,opt,name=clinician_id,json=clinicianId,proto3" json:"clinician_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsRequest) Reset() {
+	*x = EndSessionsRequest{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsRequest) ProtoMessage() {}
+
+func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
+func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EndSessionsRequest) GetClinicianId() string {
+	if x != nil {
+		return x.ClinicianId
+	}
+	return ""
+}
+
+func (x *EndSessionsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// EndSessionsResponse says how many sessions ended.
+type EndSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ended         int32                  `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsResponse) Reset() {
+	*x = EndSessionsResponse{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsResponse) ProtoMessage() {}
+
+func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
+func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EndSessionsResponse) GetEnded() int32 {
+	if x != nil {
+		return x.Ended
+	}
+	return 0
+}
+
+// SetLocalPasswordRequest carries the new password (at least 12
+// characters; empty removes it).
+type SetLocalPasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClinicianId   string                 `protobuf:"bytes,1,opt,name=clinician_id,json=clinicianId,proto3" json:"clinician_id,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLocalPasswordRequest) Reset() {
+	*x = SetLocalPasswordRequest{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLocalPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLocalPasswordRequest) ProtoMessage() {}
+
+func (x *SetLocalPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLocalPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetLocalPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetLocalPasswordRequest) GetClinicianId() string {
+	if x != nil {
+		return x.ClinicianId
+	}
+	return ""
+}
+
+func (x *SetLocalPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// SetLocalPasswordResponse is empty.
+type SetLocalPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLocalPasswordResponse) Reset() {
+	*x = SetLocalPasswordResponse{}
+	mi := &file_dhos_session_v1_session_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLocalPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLocalPasswordResponse) ProtoMessage() {}
+
+func (x *SetLocalPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_session_v1_session_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLocalPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetLocalPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{13}
+}
+
 // DropDataRequest is empty.
 type DropDataRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -508,7 +894,7 @@ type DropDataRequest struct {
 
 func (x *DropDataRequest) Reset() {
 	*x = DropDataRequest{}
-	mi := &file_dhos_session_v1_session_proto_msgTypes[7]
+	mi := &file_dhos_session_v1_session_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +906,7 @@ func (x *DropDataRequest) String() string {
 func (*DropDataRequest) ProtoMessage() {}
 
 func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_session_v1_session_proto_msgTypes[7]
+	mi := &file_dhos_session_v1_session_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +919,7 @@ func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataRequest.ProtoReflect.Descriptor instead.
 func (*DropDataRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{7}
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{14}
 }
 
 // DropDataResponse is empty.
@@ -545,7 +931,7 @@ type DropDataResponse struct {
 
 func (x *DropDataResponse) Reset() {
 	*x = DropDataResponse{}
-	mi := &file_dhos_session_v1_session_proto_msgTypes[8]
+	mi := &file_dhos_session_v1_session_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +943,7 @@ func (x *DropDataResponse) String() string {
 func (*DropDataResponse) ProtoMessage() {}
 
 func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_session_v1_session_proto_msgTypes[8]
+	mi := &file_dhos_session_v1_session_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +956,7 @@ func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataResponse.ProtoReflect.Descriptor instead.
 func (*DropDataResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{8}
+	return file_dhos_session_v1_session_proto_rawDescGZIP(), []int{15}
 }
 
 var File_dhos_session_v1_session_proto protoreflect.FileDescriptor
@@ -622,13 +1008,40 @@ const file_dhos_session_v1_session_proto_rawDesc = "" +
 	"\x16GetClinicianJwtRequest\x122\n" +
 	"\x15send_entry_identifier\x18\x01 \x01(\tR\x13sendEntryIdentifier\"+\n" +
 	"\x17GetClinicianJwtResponse\x12\x10\n" +
-	"\x03jwt\x18\x01 \x01(\tR\x03jwt\"\x11\n" +
+	"\x03jwt\x18\x01 \x01(\tR\x03jwt\"8\n" +
+	"\x13ListSessionsRequest\x12!\n" +
+	"\fclinician_id\x18\x01 \x01(\tR\vclinicianId\"\xf1\x01\n" +
+	"\x0eBrowserSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
+	"\fclinician_id\x18\x02 \x01(\tR\vclinicianId\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x18\n" +
+	"\acreated\x18\x04 \x01(\tR\acreated\x12\x1b\n" +
+	"\tlast_seen\x18\x05 \x01(\tR\blastSeen\x12\x18\n" +
+	"\aexpires\x18\x06 \x01(\tR\aexpires\x12\x18\n" +
+	"\aclients\x18\a \x03(\tR\aclients\x12\x16\n" +
+	"\x06scopes\x18\b \x03(\tR\x06scopes\"S\n" +
+	"\x14ListSessionsResponse\x12;\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1f.dhos.session.v1.BrowserSessionR\bsessions\"V\n" +
+	"\x12EndSessionsRequest\x12!\n" +
+	"\fclinician_id\x18\x01 \x01(\tR\vclinicianId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"+\n" +
+	"\x13EndSessionsResponse\x12\x14\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\"X\n" +
+	"\x17SetLocalPasswordRequest\x12!\n" +
+	"\fclinician_id\x18\x01 \x01(\tR\vclinicianId\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x1a\n" +
+	"\x18SetLocalPasswordResponse\"\x11\n" +
 	"\x0fDropDataRequest\"\x12\n" +
-	"\x10DropDataResponse2\xe6\x04\n" +
+	"\x10DropDataResponse2\xa0\t\n" +
 	"\x0eSessionService\x12\x9d\x01\n" +
 	"\x0fCreateClinician\x12'.dhos.session.v1.CreateClinicianRequest\x1a(.dhos.session.v1.CreateClinicianResponse\"7\x92\x82\x19\x16\x12\x14write:send_clinician\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/dhos/v1/clinician\x12\xb0\x01\n" +
 	"\x0fUpdateClinician\x12'.dhos.session.v1.UpdateClinicianRequest\x1a(.dhos.session.v1.UpdateClinicianResponse\"J\x92\x82\x19\x16\x12\x14write:send_clinician\x82\xd3\xe4\x93\x02*:\x05patch2!/dhos/v1/clinician/{clinician_id}\x12\xa4\x01\n" +
-	"\x0fGetClinicianJwt\x12'.dhos.session.v1.GetClinicianJwtRequest\x1a(.dhos.session.v1.GetClinicianJwtResponse\">\x92\x82\x19\x1c\x12\x1aread:send_entry_identifier\x82\xd3\xe4\x93\x02\x18\x12\x16/dhos/v1/clinician/jwt\x12Z\n" +
+	"\x0fGetClinicianJwt\x12'.dhos.session.v1.GetClinicianJwtRequest\x1a(.dhos.session.v1.GetClinicianJwtResponse\">\x92\x82\x19\x1c\x12\x1aread:send_entry_identifier\x82\xd3\xe4\x93\x02\x18\x12\x16/dhos/v1/clinician/jwt\x12\xa3\x01\n" +
+	"\fListSessions\x12$.dhos.session.v1.ListSessionsRequest\x1a%.dhos.session.v1.ListSessionsResponse\"F\x92\x82\x19\x10\x12\x0eadmin:sessions\x82\xd3\xe4\x93\x02,\x12*/dhos/v1/clinician/{clinician_id}/sessions\x12\xdc\x01\n" +
+	"\vEndSessions\x12#.dhos.session.v1.EndSessionsRequest\x1a$.dhos.session.v1.EndSessionsResponse\"\x81\x01\x92\x82\x19\x10\x12\x0eadmin:sessions\x82\xd3\xe4\x93\x02gZ9*7/dhos/v1/clinician/{clinician_id}/sessions/{session_id}**/dhos/v1/clinician/{clinician_id}/sessions\x12\xb2\x01\n" +
+	"\x10SetLocalPassword\x12(.dhos.session.v1.SetLocalPasswordRequest\x1a).dhos.session.v1.SetLocalPasswordResponse\"I\x92\x82\x19\x10\x12\x0eadmin:sessions\x82\xd3\xe4\x93\x02/:\x01*\x1a*/dhos/v1/clinician/{clinician_id}/password\x12Z\n" +
 	"\bDropData\x12 .dhos.session.v1.DropDataRequest\x1a!.dhos.session.v1.DropDataResponse\"\t\x92\x82\x19\x05\x1a\x01\x04 \x01B?Z=github.com/dhosauth/dhosauth/gen/go/dhos/session/v1;sessionv1b\x06proto3"
 
 var (
@@ -643,50 +1056,64 @@ func file_dhos_session_v1_session_proto_rawDescGZIP() []byte {
 	return file_dhos_session_v1_session_proto_rawDescData
 }
 
-var file_dhos_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_dhos_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_dhos_session_v1_session_proto_goTypes = []any{
-	(*CreateClinicianRequest)(nil),  // 0: dhos.session.v1.CreateClinicianRequest
-	(*CreateClinicianResponse)(nil), // 1: dhos.session.v1.CreateClinicianResponse
-	(*ClinicianPatch)(nil),          // 2: dhos.session.v1.ClinicianPatch
-	(*UpdateClinicianRequest)(nil),  // 3: dhos.session.v1.UpdateClinicianRequest
-	(*UpdateClinicianResponse)(nil), // 4: dhos.session.v1.UpdateClinicianResponse
-	(*GetClinicianJwtRequest)(nil),  // 5: dhos.session.v1.GetClinicianJwtRequest
-	(*GetClinicianJwtResponse)(nil), // 6: dhos.session.v1.GetClinicianJwtResponse
-	(*DropDataRequest)(nil),         // 7: dhos.session.v1.DropDataRequest
-	(*DropDataResponse)(nil),        // 8: dhos.session.v1.DropDataResponse
-	(*structpb.ListValue)(nil),      // 9: google.protobuf.ListValue
-	(*structpb.Value)(nil),          // 10: google.protobuf.Value
+	(*CreateClinicianRequest)(nil),   // 0: dhos.session.v1.CreateClinicianRequest
+	(*CreateClinicianResponse)(nil),  // 1: dhos.session.v1.CreateClinicianResponse
+	(*ClinicianPatch)(nil),           // 2: dhos.session.v1.ClinicianPatch
+	(*UpdateClinicianRequest)(nil),   // 3: dhos.session.v1.UpdateClinicianRequest
+	(*UpdateClinicianResponse)(nil),  // 4: dhos.session.v1.UpdateClinicianResponse
+	(*GetClinicianJwtRequest)(nil),   // 5: dhos.session.v1.GetClinicianJwtRequest
+	(*GetClinicianJwtResponse)(nil),  // 6: dhos.session.v1.GetClinicianJwtResponse
+	(*ListSessionsRequest)(nil),      // 7: dhos.session.v1.ListSessionsRequest
+	(*BrowserSession)(nil),           // 8: dhos.session.v1.BrowserSession
+	(*ListSessionsResponse)(nil),     // 9: dhos.session.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),       // 10: dhos.session.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),      // 11: dhos.session.v1.EndSessionsResponse
+	(*SetLocalPasswordRequest)(nil),  // 12: dhos.session.v1.SetLocalPasswordRequest
+	(*SetLocalPasswordResponse)(nil), // 13: dhos.session.v1.SetLocalPasswordResponse
+	(*DropDataRequest)(nil),          // 14: dhos.session.v1.DropDataRequest
+	(*DropDataResponse)(nil),         // 15: dhos.session.v1.DropDataResponse
+	(*structpb.ListValue)(nil),       // 16: google.protobuf.ListValue
+	(*structpb.Value)(nil),           // 17: google.protobuf.Value
 }
 var file_dhos_session_v1_session_proto_depIdxs = []int32{
-	9,  // 0: dhos.session.v1.CreateClinicianRequest.products:type_name -> google.protobuf.ListValue
-	9,  // 1: dhos.session.v1.CreateClinicianRequest.groups:type_name -> google.protobuf.ListValue
-	10, // 2: dhos.session.v1.CreateClinicianRequest.uuid:type_name -> google.protobuf.Value
-	10, // 3: dhos.session.v1.CreateClinicianRequest.created:type_name -> google.protobuf.Value
-	10, // 4: dhos.session.v1.CreateClinicianRequest.created_by:type_name -> google.protobuf.Value
-	10, // 5: dhos.session.v1.CreateClinicianRequest.modified:type_name -> google.protobuf.Value
-	10, // 6: dhos.session.v1.CreateClinicianRequest.modified_by:type_name -> google.protobuf.Value
-	9,  // 7: dhos.session.v1.ClinicianPatch.products:type_name -> google.protobuf.ListValue
-	9,  // 8: dhos.session.v1.ClinicianPatch.groups:type_name -> google.protobuf.ListValue
-	10, // 9: dhos.session.v1.ClinicianPatch.uuid:type_name -> google.protobuf.Value
-	10, // 10: dhos.session.v1.ClinicianPatch.created:type_name -> google.protobuf.Value
-	10, // 11: dhos.session.v1.ClinicianPatch.created_by:type_name -> google.protobuf.Value
-	10, // 12: dhos.session.v1.ClinicianPatch.modified:type_name -> google.protobuf.Value
-	10, // 13: dhos.session.v1.ClinicianPatch.modified_by:type_name -> google.protobuf.Value
-	10, // 14: dhos.session.v1.ClinicianPatch.clinician_id:type_name -> google.protobuf.Value
+	16, // 0: dhos.session.v1.CreateClinicianRequest.products:type_name -> google.protobuf.ListValue
+	16, // 1: dhos.session.v1.CreateClinicianRequest.groups:type_name -> google.protobuf.ListValue
+	17, // 2: dhos.session.v1.CreateClinicianRequest.uuid:type_name -> google.protobuf.Value
+	17, // 3: dhos.session.v1.CreateClinicianRequest.created:type_name -> google.protobuf.Value
+	17, // 4: dhos.session.v1.CreateClinicianRequest.created_by:type_name -> google.protobuf.Value
+	17, // 5: dhos.session.v1.CreateClinicianRequest.modified:type_name -> google.protobuf.Value
+	17, // 6: dhos.session.v1.CreateClinicianRequest.modified_by:type_name -> google.protobuf.Value
+	16, // 7: dhos.session.v1.ClinicianPatch.products:type_name -> google.protobuf.ListValue
+	16, // 8: dhos.session.v1.ClinicianPatch.groups:type_name -> google.protobuf.ListValue
+	17, // 9: dhos.session.v1.ClinicianPatch.uuid:type_name -> google.protobuf.Value
+	17, // 10: dhos.session.v1.ClinicianPatch.created:type_name -> google.protobuf.Value
+	17, // 11: dhos.session.v1.ClinicianPatch.created_by:type_name -> google.protobuf.Value
+	17, // 12: dhos.session.v1.ClinicianPatch.modified:type_name -> google.protobuf.Value
+	17, // 13: dhos.session.v1.ClinicianPatch.modified_by:type_name -> google.protobuf.Value
+	17, // 14: dhos.session.v1.ClinicianPatch.clinician_id:type_name -> google.protobuf.Value
 	2,  // 15: dhos.session.v1.UpdateClinicianRequest.patch:type_name -> dhos.session.v1.ClinicianPatch
-	0,  // 16: dhos.session.v1.SessionService.CreateClinician:input_type -> dhos.session.v1.CreateClinicianRequest
-	3,  // 17: dhos.session.v1.SessionService.UpdateClinician:input_type -> dhos.session.v1.UpdateClinicianRequest
-	5,  // 18: dhos.session.v1.SessionService.GetClinicianJwt:input_type -> dhos.session.v1.GetClinicianJwtRequest
-	7,  // 19: dhos.session.v1.SessionService.DropData:input_type -> dhos.session.v1.DropDataRequest
-	1,  // 20: dhos.session.v1.SessionService.CreateClinician:output_type -> dhos.session.v1.CreateClinicianResponse
-	4,  // 21: dhos.session.v1.SessionService.UpdateClinician:output_type -> dhos.session.v1.UpdateClinicianResponse
-	6,  // 22: dhos.session.v1.SessionService.GetClinicianJwt:output_type -> dhos.session.v1.GetClinicianJwtResponse
-	8,  // 23: dhos.session.v1.SessionService.DropData:output_type -> dhos.session.v1.DropDataResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 16: dhos.session.v1.ListSessionsResponse.sessions:type_name -> dhos.session.v1.BrowserSession
+	0,  // 17: dhos.session.v1.SessionService.CreateClinician:input_type -> dhos.session.v1.CreateClinicianRequest
+	3,  // 18: dhos.session.v1.SessionService.UpdateClinician:input_type -> dhos.session.v1.UpdateClinicianRequest
+	5,  // 19: dhos.session.v1.SessionService.GetClinicianJwt:input_type -> dhos.session.v1.GetClinicianJwtRequest
+	7,  // 20: dhos.session.v1.SessionService.ListSessions:input_type -> dhos.session.v1.ListSessionsRequest
+	10, // 21: dhos.session.v1.SessionService.EndSessions:input_type -> dhos.session.v1.EndSessionsRequest
+	12, // 22: dhos.session.v1.SessionService.SetLocalPassword:input_type -> dhos.session.v1.SetLocalPasswordRequest
+	14, // 23: dhos.session.v1.SessionService.DropData:input_type -> dhos.session.v1.DropDataRequest
+	1,  // 24: dhos.session.v1.SessionService.CreateClinician:output_type -> dhos.session.v1.CreateClinicianResponse
+	4,  // 25: dhos.session.v1.SessionService.UpdateClinician:output_type -> dhos.session.v1.UpdateClinicianResponse
+	6,  // 26: dhos.session.v1.SessionService.GetClinicianJwt:output_type -> dhos.session.v1.GetClinicianJwtResponse
+	9,  // 27: dhos.session.v1.SessionService.ListSessions:output_type -> dhos.session.v1.ListSessionsResponse
+	11, // 28: dhos.session.v1.SessionService.EndSessions:output_type -> dhos.session.v1.EndSessionsResponse
+	13, // 29: dhos.session.v1.SessionService.SetLocalPassword:output_type -> dhos.session.v1.SetLocalPasswordResponse
+	15, // 30: dhos.session.v1.SessionService.DropData:output_type -> dhos.session.v1.DropDataResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_dhos_session_v1_session_proto_init() }
@@ -702,7 +1129,7 @@ func file_dhos_session_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dhos_session_v1_session_proto_rawDesc), len(file_dhos_session_v1_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

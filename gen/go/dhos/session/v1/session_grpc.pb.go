@@ -23,10 +23,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionService_CreateClinician_FullMethodName = "/dhos.session.v1.SessionService/CreateClinician"
-	SessionService_UpdateClinician_FullMethodName = "/dhos.session.v1.SessionService/UpdateClinician"
-	SessionService_GetClinicianJwt_FullMethodName = "/dhos.session.v1.SessionService/GetClinicianJwt"
-	SessionService_DropData_FullMethodName        = "/dhos.session.v1.SessionService/DropData"
+	SessionService_CreateClinician_FullMethodName  = "/dhos.session.v1.SessionService/CreateClinician"
+	SessionService_UpdateClinician_FullMethodName  = "/dhos.session.v1.SessionService/UpdateClinician"
+	SessionService_GetClinicianJwt_FullMethodName  = "/dhos.session.v1.SessionService/GetClinicianJwt"
+	SessionService_ListSessions_FullMethodName     = "/dhos.session.v1.SessionService/ListSessions"
+	SessionService_EndSessions_FullMethodName      = "/dhos.session.v1.SessionService/EndSessions"
+	SessionService_SetLocalPassword_FullMethodName = "/dhos.session.v1.SessionService/SetLocalPassword"
+	SessionService_DropData_FullMethodName         = "/dhos.session.v1.SessionService/DropData"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -43,6 +46,18 @@ type SessionServiceClient interface {
 	// GetClinicianJwt signs in the clinician with this SEND entry identifier on
 	// the device whose JWT makes the call.
 	GetClinicianJwt(ctx context.Context, in *GetClinicianJwtRequest, opts ...grpc.CallOption) (*GetClinicianJwtResponse, error)
+	// ListSessions lists a clinician's browser sessions that have not ended,
+	// newest first (the opaque cookie never leaves the service; sessions are
+	// named by their public id, the sid of the ID tokens).
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// EndSessions ends a clinician's browser sessions, or one of them: their
+	// tokens are revoked and every app that joined them is sent a
+	// back-channel logout token.
+	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...grpc.CallOption) (*EndSessionsResponse, error)
+	// SetLocalPassword sets (or, with an empty password, removes) the
+	// password of a clinician's local sign-in, for environments without an
+	// identity provider. Stored as an argon2id hash.
+	SetLocalPassword(ctx context.Context, in *SetLocalPasswordRequest, opts ...grpc.CallOption) (*SetLocalPasswordResponse, error)
 	// DropData empties the session store. Outside production, with
 	// ALLOW_DROP_DATA=true, for a system token only.
 	DropData(ctx context.Context, in *DropDataRequest, opts ...grpc.CallOption) (*DropDataResponse, error)
@@ -86,6 +101,36 @@ func (c *sessionServiceClient) GetClinicianJwt(ctx context.Context, in *GetClini
 	return out, nil
 }
 
+func (c *sessionServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, SessionService_ListSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...grpc.CallOption) (*EndSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndSessionsResponse)
+	err := c.cc.Invoke(ctx, SessionService_EndSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) SetLocalPassword(ctx context.Context, in *SetLocalPasswordRequest, opts ...grpc.CallOption) (*SetLocalPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLocalPasswordResponse)
+	err := c.cc.Invoke(ctx, SessionService_SetLocalPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sessionServiceClient) DropData(ctx context.Context, in *DropDataRequest, opts ...grpc.CallOption) (*DropDataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DropDataResponse)
@@ -110,6 +155,18 @@ type SessionServiceServer interface {
 	// GetClinicianJwt signs in the clinician with this SEND entry identifier on
 	// the device whose JWT makes the call.
 	GetClinicianJwt(context.Context, *GetClinicianJwtRequest) (*GetClinicianJwtResponse, error)
+	// ListSessions lists a clinician's browser sessions that have not ended,
+	// newest first (the opaque cookie never leaves the service; sessions are
+	// named by their public id, the sid of the ID tokens).
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// EndSessions ends a clinician's browser sessions, or one of them: their
+	// tokens are revoked and every app that joined them is sent a
+	// back-channel logout token.
+	EndSessions(context.Context, *EndSessionsRequest) (*EndSessionsResponse, error)
+	// SetLocalPassword sets (or, with an empty password, removes) the
+	// password of a clinician's local sign-in, for environments without an
+	// identity provider. Stored as an argon2id hash.
+	SetLocalPassword(context.Context, *SetLocalPasswordRequest) (*SetLocalPasswordResponse, error)
 	// DropData empties the session store. Outside production, with
 	// ALLOW_DROP_DATA=true, for a system token only.
 	DropData(context.Context, *DropDataRequest) (*DropDataResponse, error)
@@ -131,6 +188,15 @@ func (UnimplementedSessionServiceServer) UpdateClinician(context.Context, *Updat
 }
 func (UnimplementedSessionServiceServer) GetClinicianJwt(context.Context, *GetClinicianJwtRequest) (*GetClinicianJwtResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClinicianJwt not implemented")
+}
+func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedSessionServiceServer) EndSessions(context.Context, *EndSessionsRequest) (*EndSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndSessions not implemented")
+}
+func (UnimplementedSessionServiceServer) SetLocalPassword(context.Context, *SetLocalPasswordRequest) (*SetLocalPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLocalPassword not implemented")
 }
 func (UnimplementedSessionServiceServer) DropData(context.Context, *DropDataRequest) (*DropDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropData not implemented")
@@ -210,6 +276,60 @@ func _SessionService_GetClinicianJwt_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_EndSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).EndSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_EndSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).EndSessions(ctx, req.(*EndSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_SetLocalPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLocalPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).SetLocalPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_SetLocalPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).SetLocalPassword(ctx, req.(*SetLocalPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SessionService_DropData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DropDataRequest)
 	if err := dec(in); err != nil {
@@ -246,6 +366,18 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClinicianJwt",
 			Handler:    _SessionService_GetClinicianJwt_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _SessionService_ListSessions_Handler,
+		},
+		{
+			MethodName: "EndSessions",
+			Handler:    _SessionService_EndSessions_Handler,
+		},
+		{
+			MethodName: "SetLocalPassword",
+			Handler:    _SessionService_SetLocalPassword_Handler,
 		},
 		{
 			MethodName: "DropData",

@@ -28,6 +28,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OIDCTokenType is the kind of OpenID Connect token to sign.
+type OIDCTokenType int32
+
+const (
+	OIDCTokenType_OIDC_TOKEN_TYPE_UNSPECIFIED OIDCTokenType = 0
+	// An ID token (OpenID Connect Core 1.0, section 2).
+	OIDCTokenType_OIDC_TOKEN_TYPE_ID OIDCTokenType = 1
+	// A back-channel logout token (OpenID Connect Back-Channel Logout 1.0,
+	// section 2.4): typ logout+jwt, the logout event, no nonce.
+	OIDCTokenType_OIDC_TOKEN_TYPE_LOGOUT OIDCTokenType = 2
+)
+
+// Enum value maps for OIDCTokenType.
+var (
+	OIDCTokenType_name = map[int32]string{
+		0: "OIDC_TOKEN_TYPE_UNSPECIFIED",
+		1: "OIDC_TOKEN_TYPE_ID",
+		2: "OIDC_TOKEN_TYPE_LOGOUT",
+	}
+	OIDCTokenType_value = map[string]int32{
+		"OIDC_TOKEN_TYPE_UNSPECIFIED": 0,
+		"OIDC_TOKEN_TYPE_ID":          1,
+		"OIDC_TOKEN_TYPE_LOGOUT":      2,
+	}
+)
+
+func (x OIDCTokenType) Enum() *OIDCTokenType {
+	p := new(OIDCTokenType)
+	*p = x
+	return p
+}
+
+func (x OIDCTokenType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OIDCTokenType) Descriptor() protoreflect.EnumDescriptor {
+	return file_dhos_token_v1_token_proto_enumTypes[0].Descriptor()
+}
+
+func (OIDCTokenType) Type() protoreflect.EnumType {
+	return &file_dhos_token_v1_token_proto_enumTypes[0]
+}
+
+func (x OIDCTokenType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OIDCTokenType.Descriptor instead.
+func (OIDCTokenType) EnumDescriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
 // KeyState is where a signing key is in its life.
 type KeyState int32
 
@@ -68,11 +121,11 @@ func (x KeyState) String() string {
 }
 
 func (KeyState) Descriptor() protoreflect.EnumDescriptor {
-	return file_dhos_token_v1_token_proto_enumTypes[0].Descriptor()
+	return file_dhos_token_v1_token_proto_enumTypes[1].Descriptor()
 }
 
 func (KeyState) Type() protoreflect.EnumType {
-	return &file_dhos_token_v1_token_proto_enumTypes[0]
+	return &file_dhos_token_v1_token_proto_enumTypes[1]
 }
 
 func (x KeyState) Number() protoreflect.EnumNumber {
@@ -81,7 +134,7 @@ func (x KeyState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyState.Descriptor instead.
 func (KeyState) EnumDescriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{0}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{1}
 }
 
 // IssueTokenRequest names the principal.
@@ -92,8 +145,13 @@ type IssueTokenRequest struct {
 	SubjectId string `protobuf:"bytes,2,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
 	// referring_device_id is the device a clinician signed in on.
 	ReferringDeviceId string `protobuf:"bytes,3,opt,name=referring_device_id,json=referringDeviceId,proto3" json:"referring_device_id,omitempty"`
-	// scopes, for system tokens only.
-	Scopes        []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// scopes, for system tokens, and for clinician tokens issued from a
+	// browser session (the scopes the clinician's roles map to).
+	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// session_id is the browser session a clinician token is issued from
+	// (instead of referring_device_id); the token carries it in
+	// metadata.session_id.
+	SessionId     string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -154,6 +212,13 @@ func (x *IssueTokenRequest) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *IssueTokenRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 // IssueTokenResponse carries the signed token.
@@ -217,6 +282,182 @@ func (x *IssueTokenResponse) GetExpiresAt() string {
 	return ""
 }
 
+// IssueOIDCTokenRequest describes the token.
+type IssueOIDCTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  OIDCTokenType          `protobuf:"varint,1,opt,name=type,proto3,enum=dhos.token.v1.OIDCTokenType" json:"type,omitempty"`
+	// audience is the client id of the app the token is for.
+	Audience string `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
+	// subject is the sub claim (the clinician id).
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// session_id is the sid claim: the suite's session the app joined.
+	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// nonce, auth_time (Unix seconds), acr and amr are ID token claims.
+	Nonce    string   `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	AuthTime int64    `protobuf:"varint,6,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	Acr      string   `protobuf:"bytes,7,opt,name=acr,proto3" json:"acr,omitempty"`
+	Amr      []string `protobuf:"bytes,8,rep,name=amr,proto3" json:"amr,omitempty"`
+	// claims are further ID token claims (name, email, roles); registered
+	// claim names are refused.
+	Claims        *structpb.Struct `protobuf:"bytes,9,opt,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueOIDCTokenRequest) Reset() {
+	*x = IssueOIDCTokenRequest{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueOIDCTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueOIDCTokenRequest) ProtoMessage() {}
+
+func (x *IssueOIDCTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueOIDCTokenRequest.ProtoReflect.Descriptor instead.
+func (*IssueOIDCTokenRequest) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IssueOIDCTokenRequest) GetType() OIDCTokenType {
+	if x != nil {
+		return x.Type
+	}
+	return OIDCTokenType_OIDC_TOKEN_TYPE_UNSPECIFIED
+}
+
+func (x *IssueOIDCTokenRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenRequest) GetAuthTime() int64 {
+	if x != nil {
+		return x.AuthTime
+	}
+	return 0
+}
+
+func (x *IssueOIDCTokenRequest) GetAcr() string {
+	if x != nil {
+		return x.Acr
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenRequest) GetAmr() []string {
+	if x != nil {
+		return x.Amr
+	}
+	return nil
+}
+
+func (x *IssueOIDCTokenRequest) GetClaims() *structpb.Struct {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// IssueOIDCTokenResponse carries the signed token.
+type IssueOIDCTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jwt           string                 `protobuf:"bytes,1,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	TokenId       string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	ExpiresAt     string                 `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueOIDCTokenResponse) Reset() {
+	*x = IssueOIDCTokenResponse{}
+	mi := &file_dhos_token_v1_token_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueOIDCTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueOIDCTokenResponse) ProtoMessage() {}
+
+func (x *IssueOIDCTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dhos_token_v1_token_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueOIDCTokenResponse.ProtoReflect.Descriptor instead.
+func (*IssueOIDCTokenResponse) Descriptor() ([]byte, []int) {
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *IssueOIDCTokenResponse) GetJwt() string {
+	if x != nil {
+		return x.Jwt
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenResponse) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *IssueOIDCTokenResponse) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
+}
+
 // VerifyTokenRequest carries the token and the scopes the caller needs.
 type VerifyTokenRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -228,7 +469,7 @@ type VerifyTokenRequest struct {
 
 func (x *VerifyTokenRequest) Reset() {
 	*x = VerifyTokenRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[2]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +481,7 @@ func (x *VerifyTokenRequest) String() string {
 func (*VerifyTokenRequest) ProtoMessage() {}
 
 func (x *VerifyTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[2]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +494,7 @@ func (x *VerifyTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTokenRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *VerifyTokenRequest) GetToken() string {
@@ -286,7 +527,7 @@ type VerifyTokenResponse struct {
 
 func (x *VerifyTokenResponse) Reset() {
 	*x = VerifyTokenResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[3]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -298,7 +539,7 @@ func (x *VerifyTokenResponse) String() string {
 func (*VerifyTokenResponse) ProtoMessage() {}
 
 func (x *VerifyTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[3]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -311,7 +552,7 @@ func (x *VerifyTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTokenResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTokenResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VerifyTokenResponse) GetPrincipalKind() v1.PrincipalKind {
@@ -372,7 +613,7 @@ type GetJWKSRequest struct {
 
 func (x *GetJWKSRequest) Reset() {
 	*x = GetJWKSRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +625,7 @@ func (x *GetJWKSRequest) String() string {
 func (*GetJWKSRequest) ProtoMessage() {}
 
 func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[4]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +638,7 @@ func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSRequest.ProtoReflect.Descriptor instead.
 func (*GetJWKSRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 // JsonWebKey is a public key in JWK form (RFC 7517).
@@ -418,7 +659,7 @@ type JsonWebKey struct {
 
 func (x *JsonWebKey) Reset() {
 	*x = JsonWebKey{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[5]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +671,7 @@ func (x *JsonWebKey) String() string {
 func (*JsonWebKey) ProtoMessage() {}
 
 func (x *JsonWebKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[5]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +684,7 @@ func (x *JsonWebKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JsonWebKey.ProtoReflect.Descriptor instead.
 func (*JsonWebKey) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JsonWebKey) GetKty() string {
@@ -522,7 +763,7 @@ type GetJWKSResponse struct {
 
 func (x *GetJWKSResponse) Reset() {
 	*x = GetJWKSResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +775,7 @@ func (x *GetJWKSResponse) String() string {
 func (*GetJWKSResponse) ProtoMessage() {}
 
 func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[6]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +788,7 @@ func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSResponse.ProtoReflect.Descriptor instead.
 func (*GetJWKSResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetJWKSResponse) GetKeys() []*JsonWebKey {
@@ -573,7 +814,7 @@ type GetIssuerRequest struct {
 
 func (x *GetIssuerRequest) Reset() {
 	*x = GetIssuerRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +826,7 @@ func (x *GetIssuerRequest) String() string {
 func (*GetIssuerRequest) ProtoMessage() {}
 
 func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[7]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +839,7 @@ func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerRequest.ProtoReflect.Descriptor instead.
 func (*GetIssuerRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 // GetIssuerResponse describes the issuer of the tokens this service signs.
@@ -617,7 +858,7 @@ type GetIssuerResponse struct {
 
 func (x *GetIssuerResponse) Reset() {
 	*x = GetIssuerResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +870,7 @@ func (x *GetIssuerResponse) String() string {
 func (*GetIssuerResponse) ProtoMessage() {}
 
 func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[8]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +883,7 @@ func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerResponse.ProtoReflect.Descriptor instead.
 func (*GetIssuerResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetIssuerResponse) GetIssuer() string {
@@ -688,7 +929,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +941,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[9]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +954,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -781,7 +1022,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1034,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[10]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1047,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 // ListKeysResponse lists the keys, oldest first.
@@ -819,7 +1060,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1072,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[11]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1085,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListKeysResponse) GetKeys() []*SigningKey {
@@ -863,7 +1104,7 @@ type RotateKeysRequest struct {
 
 func (x *RotateKeysRequest) Reset() {
 	*x = RotateKeysRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1116,7 @@ func (x *RotateKeysRequest) String() string {
 func (*RotateKeysRequest) ProtoMessage() {}
 
 func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[12]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1129,7 @@ func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{14}
 }
 
 // RotateKeysResponse names the key that will sign next.
@@ -906,7 +1147,7 @@ type RotateKeysResponse struct {
 
 func (x *RotateKeysResponse) Reset() {
 	*x = RotateKeysResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1159,7 @@ func (x *RotateKeysResponse) String() string {
 func (*RotateKeysResponse) ProtoMessage() {}
 
 func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[13]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1172,7 @@ func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{13}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RotateKeysResponse) GetNext() *SigningKey {
@@ -969,7 +1210,7 @@ type RevokePrincipalRequest struct {
 
 func (x *RevokePrincipalRequest) Reset() {
 	*x = RevokePrincipalRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1222,7 @@ func (x *RevokePrincipalRequest) String() string {
 func (*RevokePrincipalRequest) ProtoMessage() {}
 
 func (x *RevokePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[14]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1235,7 @@ func (x *RevokePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*RevokePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{14}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokePrincipalRequest) GetKind() v1.PrincipalKind {
@@ -1030,7 +1271,7 @@ type RevokePrincipalResponse struct {
 
 func (x *RevokePrincipalResponse) Reset() {
 	*x = RevokePrincipalResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1283,7 @@ func (x *RevokePrincipalResponse) String() string {
 func (*RevokePrincipalResponse) ProtoMessage() {}
 
 func (x *RevokePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[15]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1296,7 @@ func (x *RevokePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*RevokePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{15}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokePrincipalResponse) GetRevokedBefore() string {
@@ -1075,7 +1316,7 @@ type ListRevocationsRequest struct {
 
 func (x *ListRevocationsRequest) Reset() {
 	*x = ListRevocationsRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1328,7 @@ func (x *ListRevocationsRequest) String() string {
 func (*ListRevocationsRequest) ProtoMessage() {}
 
 func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[16]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1341,7 @@ func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{16}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRevocationsRequest) GetCursor() string {
@@ -1122,7 +1363,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1375,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[17]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1388,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{17}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Revocation) GetKind() v1.PrincipalKind {
@@ -1191,7 +1432,7 @@ type ListRevocationsResponse struct {
 
 func (x *ListRevocationsResponse) Reset() {
 	*x = ListRevocationsResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1444,7 @@ func (x *ListRevocationsResponse) String() string {
 func (*ListRevocationsResponse) ProtoMessage() {}
 
 func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[18]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1457,7 @@ func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{18}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRevocationsResponse) GetRevocations() []*Revocation {
@@ -1263,7 +1504,7 @@ type DropDataRequest struct {
 
 func (x *DropDataRequest) Reset() {
 	*x = DropDataRequest{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1516,7 @@ func (x *DropDataRequest) String() string {
 func (*DropDataRequest) ProtoMessage() {}
 
 func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[19]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1529,7 @@ func (x *DropDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataRequest.ProtoReflect.Descriptor instead.
 func (*DropDataRequest) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{19}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{21}
 }
 
 // DropDataResponse is empty.
@@ -1300,7 +1541,7 @@ type DropDataResponse struct {
 
 func (x *DropDataResponse) Reset() {
 	*x = DropDataResponse{}
-	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1553,7 @@ func (x *DropDataResponse) String() string {
 func (*DropDataResponse) ProtoMessage() {}
 
 func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dhos_token_v1_token_proto_msgTypes[20]
+	mi := &file_dhos_token_v1_token_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,21 +1566,39 @@ func (x *DropDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDataResponse.ProtoReflect.Descriptor instead.
 func (*DropDataResponse) Descriptor() ([]byte, []int) {
-	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{20}
+	return file_dhos_token_v1_token_proto_rawDescGZIP(), []int{22}
 }
 
 var File_dhos_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_dhos_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x19dhos/token/v1/token.proto\x12\rdhos.token.v1\x1a\x19dhos/auth/v1/access.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xab\x01\n" +
+	"\x19dhos/token/v1/token.proto\x12\rdhos.token.v1\x1a\x19dhos/auth/v1/access.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xca\x01\n" +
 	"\x11IssueTokenRequest\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.dhos.auth.v1.PrincipalKindR\x04kind\x12\x1d\n" +
 	"\n" +
 	"subject_id\x18\x02 \x01(\tR\tsubjectId\x12.\n" +
 	"\x13referring_device_id\x18\x03 \x01(\tR\x11referringDeviceId\x12\x16\n" +
-	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"`\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"`\n" +
 	"\x12IssueTokenResponse\x12\x10\n" +
+	"\x03jwt\x18\x01 \x01(\tR\x03jwt\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\tR\texpiresAt\"\xa6\x02\n" +
+	"\x15IssueOIDCTokenRequest\x120\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1c.dhos.token.v1.OIDCTokenTypeR\x04type\x12\x1a\n" +
+	"\baudience\x18\x02 \x01(\tR\baudience\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\tR\x05nonce\x12\x1b\n" +
+	"\tauth_time\x18\x06 \x01(\x03R\bauthTime\x12\x10\n" +
+	"\x03acr\x18\a \x01(\tR\x03acr\x12\x10\n" +
+	"\x03amr\x18\b \x03(\tR\x03amr\x12/\n" +
+	"\x06claims\x18\t \x01(\v2\x17.google.protobuf.StructR\x06claims\"d\n" +
+	"\x16IssueOIDCTokenResponse\x12\x10\n" +
 	"\x03jwt\x18\x01 \x01(\tR\x03jwt\x12\x19\n" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12\x1d\n" +
 	"\n" +
@@ -1418,15 +1677,20 @@ const file_dhos_token_v1_token_proto_rawDesc = "" +
 	"\x04more\x18\x04 \x01(\bR\x04more\x12!\n" +
 	"\fprune_before\x18\x05 \x01(\tR\vpruneBefore\"\x11\n" +
 	"\x0fDropDataRequest\"\x12\n" +
-	"\x10DropDataResponse*f\n" +
+	"\x10DropDataResponse*d\n" +
+	"\rOIDCTokenType\x12\x1f\n" +
+	"\x1bOIDC_TOKEN_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12OIDC_TOKEN_TYPE_ID\x10\x01\x12\x1a\n" +
+	"\x16OIDC_TOKEN_TYPE_LOGOUT\x10\x02*f\n" +
 	"\bKeyState\x12\x19\n" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKEY_STATE_NEXT\x10\x01\x12\x14\n" +
 	"\x10KEY_STATE_ACTIVE\x10\x02\x12\x15\n" +
-	"\x11KEY_STATE_RETIRED\x10\x032\xaa\a\n" +
+	"\x11KEY_STATE_RETIRED\x10\x032\xa8\b\n" +
 	"\fTokenService\x12p\n" +
 	"\n" +
-	"IssueToken\x12 .dhos.token.v1.IssueTokenRequest\x1a!.dhos.token.v1.IssueTokenResponse\"\x1d\x92\x82\x19\x19\x12\x14internal:issue_token\x1a\x01\x04\x12\\\n" +
+	"IssueToken\x12 .dhos.token.v1.IssueTokenRequest\x1a!.dhos.token.v1.IssueTokenResponse\"\x1d\x92\x82\x19\x19\x12\x14internal:issue_token\x1a\x01\x04\x12|\n" +
+	"\x0eIssueOIDCToken\x12$.dhos.token.v1.IssueOIDCTokenRequest\x1a%.dhos.token.v1.IssueOIDCTokenResponse\"\x1d\x92\x82\x19\x19\x12\x14internal:issue_token\x1a\x01\x04\x12\\\n" +
 	"\vVerifyToken\x12!.dhos.token.v1.VerifyTokenRequest\x1a\".dhos.token.v1.VerifyTokenResponse\"\x06\x92\x82\x19\x02\b\x01\x12P\n" +
 	"\aGetJWKS\x12\x1d.dhos.token.v1.GetJWKSRequest\x1a\x1e.dhos.token.v1.GetJWKSResponse\"\x06\x92\x82\x19\x02\b\x01\x12V\n" +
 	"\tGetIssuer\x12\x1f.dhos.token.v1.GetIssuerRequest\x1a .dhos.token.v1.GetIssuerResponse\"\x06\x92\x82\x19\x02\b\x01\x12`\n" +
@@ -1451,69 +1715,76 @@ func file_dhos_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_dhos_token_v1_token_proto_rawDescData
 }
 
-var file_dhos_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dhos_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_dhos_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_dhos_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_dhos_token_v1_token_proto_goTypes = []any{
-	(KeyState)(0),                   // 0: dhos.token.v1.KeyState
-	(*IssueTokenRequest)(nil),       // 1: dhos.token.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),      // 2: dhos.token.v1.IssueTokenResponse
-	(*VerifyTokenRequest)(nil),      // 3: dhos.token.v1.VerifyTokenRequest
-	(*VerifyTokenResponse)(nil),     // 4: dhos.token.v1.VerifyTokenResponse
-	(*GetJWKSRequest)(nil),          // 5: dhos.token.v1.GetJWKSRequest
-	(*JsonWebKey)(nil),              // 6: dhos.token.v1.JsonWebKey
-	(*GetJWKSResponse)(nil),         // 7: dhos.token.v1.GetJWKSResponse
-	(*GetIssuerRequest)(nil),        // 8: dhos.token.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),       // 9: dhos.token.v1.GetIssuerResponse
-	(*SigningKey)(nil),              // 10: dhos.token.v1.SigningKey
-	(*ListKeysRequest)(nil),         // 11: dhos.token.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 12: dhos.token.v1.ListKeysResponse
-	(*RotateKeysRequest)(nil),       // 13: dhos.token.v1.RotateKeysRequest
-	(*RotateKeysResponse)(nil),      // 14: dhos.token.v1.RotateKeysResponse
-	(*RevokePrincipalRequest)(nil),  // 15: dhos.token.v1.RevokePrincipalRequest
-	(*RevokePrincipalResponse)(nil), // 16: dhos.token.v1.RevokePrincipalResponse
-	(*ListRevocationsRequest)(nil),  // 17: dhos.token.v1.ListRevocationsRequest
-	(*Revocation)(nil),              // 18: dhos.token.v1.Revocation
-	(*ListRevocationsResponse)(nil), // 19: dhos.token.v1.ListRevocationsResponse
-	(*DropDataRequest)(nil),         // 20: dhos.token.v1.DropDataRequest
-	(*DropDataResponse)(nil),        // 21: dhos.token.v1.DropDataResponse
-	(v1.PrincipalKind)(0),           // 22: dhos.auth.v1.PrincipalKind
-	(*structpb.Struct)(nil),         // 23: google.protobuf.Struct
+	(OIDCTokenType)(0),              // 0: dhos.token.v1.OIDCTokenType
+	(KeyState)(0),                   // 1: dhos.token.v1.KeyState
+	(*IssueTokenRequest)(nil),       // 2: dhos.token.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),      // 3: dhos.token.v1.IssueTokenResponse
+	(*IssueOIDCTokenRequest)(nil),   // 4: dhos.token.v1.IssueOIDCTokenRequest
+	(*IssueOIDCTokenResponse)(nil),  // 5: dhos.token.v1.IssueOIDCTokenResponse
+	(*VerifyTokenRequest)(nil),      // 6: dhos.token.v1.VerifyTokenRequest
+	(*VerifyTokenResponse)(nil),     // 7: dhos.token.v1.VerifyTokenResponse
+	(*GetJWKSRequest)(nil),          // 8: dhos.token.v1.GetJWKSRequest
+	(*JsonWebKey)(nil),              // 9: dhos.token.v1.JsonWebKey
+	(*GetJWKSResponse)(nil),         // 10: dhos.token.v1.GetJWKSResponse
+	(*GetIssuerRequest)(nil),        // 11: dhos.token.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),       // 12: dhos.token.v1.GetIssuerResponse
+	(*SigningKey)(nil),              // 13: dhos.token.v1.SigningKey
+	(*ListKeysRequest)(nil),         // 14: dhos.token.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 15: dhos.token.v1.ListKeysResponse
+	(*RotateKeysRequest)(nil),       // 16: dhos.token.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),      // 17: dhos.token.v1.RotateKeysResponse
+	(*RevokePrincipalRequest)(nil),  // 18: dhos.token.v1.RevokePrincipalRequest
+	(*RevokePrincipalResponse)(nil), // 19: dhos.token.v1.RevokePrincipalResponse
+	(*ListRevocationsRequest)(nil),  // 20: dhos.token.v1.ListRevocationsRequest
+	(*Revocation)(nil),              // 21: dhos.token.v1.Revocation
+	(*ListRevocationsResponse)(nil), // 22: dhos.token.v1.ListRevocationsResponse
+	(*DropDataRequest)(nil),         // 23: dhos.token.v1.DropDataRequest
+	(*DropDataResponse)(nil),        // 24: dhos.token.v1.DropDataResponse
+	(v1.PrincipalKind)(0),           // 25: dhos.auth.v1.PrincipalKind
+	(*structpb.Struct)(nil),         // 26: google.protobuf.Struct
 }
 var file_dhos_token_v1_token_proto_depIdxs = []int32{
-	22, // 0: dhos.token.v1.IssueTokenRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
-	22, // 1: dhos.token.v1.VerifyTokenResponse.principal_kind:type_name -> dhos.auth.v1.PrincipalKind
-	23, // 2: dhos.token.v1.VerifyTokenResponse.metadata:type_name -> google.protobuf.Struct
-	6,  // 3: dhos.token.v1.GetJWKSResponse.keys:type_name -> dhos.token.v1.JsonWebKey
-	0,  // 4: dhos.token.v1.SigningKey.state:type_name -> dhos.token.v1.KeyState
-	10, // 5: dhos.token.v1.ListKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
-	10, // 6: dhos.token.v1.RotateKeysResponse.next:type_name -> dhos.token.v1.SigningKey
-	10, // 7: dhos.token.v1.RotateKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
-	22, // 8: dhos.token.v1.RevokePrincipalRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
-	22, // 9: dhos.token.v1.Revocation.kind:type_name -> dhos.auth.v1.PrincipalKind
-	18, // 10: dhos.token.v1.ListRevocationsResponse.revocations:type_name -> dhos.token.v1.Revocation
-	1,  // 11: dhos.token.v1.TokenService.IssueToken:input_type -> dhos.token.v1.IssueTokenRequest
-	3,  // 12: dhos.token.v1.TokenService.VerifyToken:input_type -> dhos.token.v1.VerifyTokenRequest
-	5,  // 13: dhos.token.v1.TokenService.GetJWKS:input_type -> dhos.token.v1.GetJWKSRequest
-	8,  // 14: dhos.token.v1.TokenService.GetIssuer:input_type -> dhos.token.v1.GetIssuerRequest
-	11, // 15: dhos.token.v1.TokenService.ListKeys:input_type -> dhos.token.v1.ListKeysRequest
-	13, // 16: dhos.token.v1.TokenService.RotateKeys:input_type -> dhos.token.v1.RotateKeysRequest
-	15, // 17: dhos.token.v1.TokenService.RevokePrincipal:input_type -> dhos.token.v1.RevokePrincipalRequest
-	17, // 18: dhos.token.v1.TokenService.ListRevocations:input_type -> dhos.token.v1.ListRevocationsRequest
-	20, // 19: dhos.token.v1.TokenService.DropData:input_type -> dhos.token.v1.DropDataRequest
-	2,  // 20: dhos.token.v1.TokenService.IssueToken:output_type -> dhos.token.v1.IssueTokenResponse
-	4,  // 21: dhos.token.v1.TokenService.VerifyToken:output_type -> dhos.token.v1.VerifyTokenResponse
-	7,  // 22: dhos.token.v1.TokenService.GetJWKS:output_type -> dhos.token.v1.GetJWKSResponse
-	9,  // 23: dhos.token.v1.TokenService.GetIssuer:output_type -> dhos.token.v1.GetIssuerResponse
-	12, // 24: dhos.token.v1.TokenService.ListKeys:output_type -> dhos.token.v1.ListKeysResponse
-	14, // 25: dhos.token.v1.TokenService.RotateKeys:output_type -> dhos.token.v1.RotateKeysResponse
-	16, // 26: dhos.token.v1.TokenService.RevokePrincipal:output_type -> dhos.token.v1.RevokePrincipalResponse
-	19, // 27: dhos.token.v1.TokenService.ListRevocations:output_type -> dhos.token.v1.ListRevocationsResponse
-	21, // 28: dhos.token.v1.TokenService.DropData:output_type -> dhos.token.v1.DropDataResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	25, // 0: dhos.token.v1.IssueTokenRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
+	0,  // 1: dhos.token.v1.IssueOIDCTokenRequest.type:type_name -> dhos.token.v1.OIDCTokenType
+	26, // 2: dhos.token.v1.IssueOIDCTokenRequest.claims:type_name -> google.protobuf.Struct
+	25, // 3: dhos.token.v1.VerifyTokenResponse.principal_kind:type_name -> dhos.auth.v1.PrincipalKind
+	26, // 4: dhos.token.v1.VerifyTokenResponse.metadata:type_name -> google.protobuf.Struct
+	9,  // 5: dhos.token.v1.GetJWKSResponse.keys:type_name -> dhos.token.v1.JsonWebKey
+	1,  // 6: dhos.token.v1.SigningKey.state:type_name -> dhos.token.v1.KeyState
+	13, // 7: dhos.token.v1.ListKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
+	13, // 8: dhos.token.v1.RotateKeysResponse.next:type_name -> dhos.token.v1.SigningKey
+	13, // 9: dhos.token.v1.RotateKeysResponse.keys:type_name -> dhos.token.v1.SigningKey
+	25, // 10: dhos.token.v1.RevokePrincipalRequest.kind:type_name -> dhos.auth.v1.PrincipalKind
+	25, // 11: dhos.token.v1.Revocation.kind:type_name -> dhos.auth.v1.PrincipalKind
+	21, // 12: dhos.token.v1.ListRevocationsResponse.revocations:type_name -> dhos.token.v1.Revocation
+	2,  // 13: dhos.token.v1.TokenService.IssueToken:input_type -> dhos.token.v1.IssueTokenRequest
+	4,  // 14: dhos.token.v1.TokenService.IssueOIDCToken:input_type -> dhos.token.v1.IssueOIDCTokenRequest
+	6,  // 15: dhos.token.v1.TokenService.VerifyToken:input_type -> dhos.token.v1.VerifyTokenRequest
+	8,  // 16: dhos.token.v1.TokenService.GetJWKS:input_type -> dhos.token.v1.GetJWKSRequest
+	11, // 17: dhos.token.v1.TokenService.GetIssuer:input_type -> dhos.token.v1.GetIssuerRequest
+	14, // 18: dhos.token.v1.TokenService.ListKeys:input_type -> dhos.token.v1.ListKeysRequest
+	16, // 19: dhos.token.v1.TokenService.RotateKeys:input_type -> dhos.token.v1.RotateKeysRequest
+	18, // 20: dhos.token.v1.TokenService.RevokePrincipal:input_type -> dhos.token.v1.RevokePrincipalRequest
+	20, // 21: dhos.token.v1.TokenService.ListRevocations:input_type -> dhos.token.v1.ListRevocationsRequest
+	23, // 22: dhos.token.v1.TokenService.DropData:input_type -> dhos.token.v1.DropDataRequest
+	3,  // 23: dhos.token.v1.TokenService.IssueToken:output_type -> dhos.token.v1.IssueTokenResponse
+	5,  // 24: dhos.token.v1.TokenService.IssueOIDCToken:output_type -> dhos.token.v1.IssueOIDCTokenResponse
+	7,  // 25: dhos.token.v1.TokenService.VerifyToken:output_type -> dhos.token.v1.VerifyTokenResponse
+	10, // 26: dhos.token.v1.TokenService.GetJWKS:output_type -> dhos.token.v1.GetJWKSResponse
+	12, // 27: dhos.token.v1.TokenService.GetIssuer:output_type -> dhos.token.v1.GetIssuerResponse
+	15, // 28: dhos.token.v1.TokenService.ListKeys:output_type -> dhos.token.v1.ListKeysResponse
+	17, // 29: dhos.token.v1.TokenService.RotateKeys:output_type -> dhos.token.v1.RotateKeysResponse
+	19, // 30: dhos.token.v1.TokenService.RevokePrincipal:output_type -> dhos.token.v1.RevokePrincipalResponse
+	22, // 31: dhos.token.v1.TokenService.ListRevocations:output_type -> dhos.token.v1.ListRevocationsResponse
+	24, // 32: dhos.token.v1.TokenService.DropData:output_type -> dhos.token.v1.DropDataResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_dhos_token_v1_token_proto_init() }
@@ -1526,8 +1797,8 @@ func file_dhos_token_v1_token_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dhos_token_v1_token_proto_rawDesc), len(file_dhos_token_v1_token_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   21,
+			NumEnums:      2,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

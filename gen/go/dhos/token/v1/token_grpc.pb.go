@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	TokenService_IssueToken_FullMethodName      = "/dhos.token.v1.TokenService/IssueToken"
+	TokenService_IssueOIDCToken_FullMethodName  = "/dhos.token.v1.TokenService/IssueOIDCToken"
 	TokenService_VerifyToken_FullMethodName     = "/dhos.token.v1.TokenService/VerifyToken"
 	TokenService_GetJWKS_FullMethodName         = "/dhos.token.v1.TokenService/GetJWKS"
 	TokenService_GetIssuer_FullMethodName       = "/dhos.token.v1.TokenService/GetIssuer"
@@ -45,6 +46,13 @@ type TokenServiceClient interface {
 	// configured scope set of the principal's kind; only system tokens take
 	// the scopes from the request. Internal callers only.
 	IssueToken(ctx context.Context, in *IssueTokenRequest, opts ...grpc.CallOption) (*IssueTokenResponse, error)
+	// IssueOIDCToken signs an OpenID Connect token for a client app of the
+	// suite's OpenID provider (the session service): an ID token, or a
+	// back-channel logout token. Its audience is the client id; it carries
+	// no scope and no metadata, so it is never accepted as an access token.
+	// FAILED_PRECONDITION when the keys are not published (HS512). Internal
+	// callers only.
+	IssueOIDCToken(ctx context.Context, in *IssueOIDCTokenRequest, opts ...grpc.CallOption) (*IssueOIDCTokenResponse, error)
 	// VerifyToken verifies a bearer token: UNAUTHENTICATED when it is not
 	// valid (bad signature, expired, untrusted issuer, revoked),
 	// PERMISSION_DENIED when a required scope is missing.
@@ -89,6 +97,16 @@ func (c *tokenServiceClient) IssueToken(ctx context.Context, in *IssueTokenReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IssueTokenResponse)
 	err := c.cc.Invoke(ctx, TokenService_IssueToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) IssueOIDCToken(ctx context.Context, in *IssueOIDCTokenRequest, opts ...grpc.CallOption) (*IssueOIDCTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueOIDCTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_IssueOIDCToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +203,13 @@ type TokenServiceServer interface {
 	// configured scope set of the principal's kind; only system tokens take
 	// the scopes from the request. Internal callers only.
 	IssueToken(context.Context, *IssueTokenRequest) (*IssueTokenResponse, error)
+	// IssueOIDCToken signs an OpenID Connect token for a client app of the
+	// suite's OpenID provider (the session service): an ID token, or a
+	// back-channel logout token. Its audience is the client id; it carries
+	// no scope and no metadata, so it is never accepted as an access token.
+	// FAILED_PRECONDITION when the keys are not published (HS512). Internal
+	// callers only.
+	IssueOIDCToken(context.Context, *IssueOIDCTokenRequest) (*IssueOIDCTokenResponse, error)
 	// VerifyToken verifies a bearer token: UNAUTHENTICATED when it is not
 	// valid (bad signature, expired, untrusted issuer, revoked),
 	// PERMISSION_DENIED when a required scope is missing.
@@ -227,6 +252,9 @@ type UnimplementedTokenServiceServer struct{}
 
 func (UnimplementedTokenServiceServer) IssueToken(context.Context, *IssueTokenRequest) (*IssueTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueToken not implemented")
+}
+func (UnimplementedTokenServiceServer) IssueOIDCToken(context.Context, *IssueOIDCTokenRequest) (*IssueOIDCTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueOIDCToken not implemented")
 }
 func (UnimplementedTokenServiceServer) VerifyToken(context.Context, *VerifyTokenRequest) (*VerifyTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyToken not implemented")
@@ -287,6 +315,24 @@ func _TokenService_IssueToken_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TokenServiceServer).IssueToken(ctx, req.(*IssueTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_IssueOIDCToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueOIDCTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).IssueOIDCToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_IssueOIDCToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).IssueOIDCToken(ctx, req.(*IssueOIDCTokenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -445,6 +491,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueToken",
 			Handler:    _TokenService_IssueToken_Handler,
+		},
+		{
+			MethodName: "IssueOIDCToken",
+			Handler:    _TokenService_IssueOIDCToken_Handler,
 		},
 		{
 			MethodName: "VerifyToken",

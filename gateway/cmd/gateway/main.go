@@ -4,7 +4,8 @@
 //
 // Configuration (environment): HTTP_HOST (default 0.0.0.0), HTTP_PORT
 // (8080), OPS_ADDR (127.0.0.1:9190), SHUTDOWN_TIMEOUT (10s),
-// SHUTDOWN_DELAY (0s), the OTEL_* variables, ALLOW_DROP_DATA (false), ENVIRONMENT,
+// SHUTDOWN_DELAY (0s), the OTEL_* variables, ALLOW_DROP_DATA (false),
+// TRUSTED_PROXIES (none: X-Forwarded-For is ignored), ENVIRONMENT,
 // LOG_FORMAT, LOG_LEVEL, ACTIVATION_GRPC_ADDR, DEVICE_GRPC_ADDR,
 // TOKEN_GRPC_ADDR, SESSION_GRPC_ADDR, and VERSION, BUILD_NUMBER, GIT_HASH
 // when the build did not set them.
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/gateway/internal/edge"
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"google.golang.org/grpc/grpclog"
 )
@@ -51,6 +54,7 @@ type settings struct {
 	common          service.Common
 	addr            string
 	allowDropData   bool
+	trustedProxies  []netip.Prefix
 	shutdownTimeout time.Duration
 	version         edge.VersionInfo
 }
@@ -62,6 +66,11 @@ func load(l *config.Loader) (settings, error) {
 	port := l.Int("HTTP_PORT", 8080, 0, 65535)
 	s.addr = net.JoinHostPort(host, strconv.Itoa(port))
 	s.allowDropData = l.Bool("ALLOW_DROP_DATA", false)
+	tp, err := ratelimit.ParsePrefixes(l.String("TRUSTED_PROXIES", ""))
+	if err != nil {
+		l.Fail("TRUSTED_PROXIES: want a comma-separated list of addresses and CIDR prefixes: %v", err)
+	}
+	s.trustedProxies = tp
 	s.shutdownTimeout = s.common.Serve.ShutdownTimeout
 	s.version = edge.VersionInfo{
 		Version: firstOf(version, l.String("VERSION", ""), "dev"),
@@ -115,11 +124,12 @@ func run(ctx context.Context) error {
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	h, err := edge.Handler(hctx, edge.Options{
-		Environment:   s.common.Environment,
-		AllowDropData: s.allowDropData,
-		Version:       s.version,
-		Conns:         conns,
-		Logger:        lg,
+		Environment:    s.common.Environment,
+		AllowDropData:  s.allowDropData,
+		Version:        s.version,
+		Conns:          conns,
+		Logger:         lg,
+		TrustedProxies: s.trustedProxies,
 	})
 	if err != nil {
 		return err

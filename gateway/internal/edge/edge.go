@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 
 	activationv1 "github.com/dhosauth/dhosauth/gen/go/dhos/activation/v1"
 	auditv1 "github.com/dhosauth/dhosauth/gen/go/dhos/audit/v1"
@@ -86,6 +87,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// TrustedProxies are the addresses (TRUSTED_PROXIES) whose
+	// X-Forwarded-For names the client; from any other peer the header is
+	// ignored and the peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler builds the edge: middleware in front of the plain endpoints and
@@ -105,7 +110,7 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 		o.Environment = config.Production
 	}
 	errs := &errorWriter{log: o.Logger}
-	mux := newServeMux(errs)
+	mux := newServeMux(errs, o.TrustedProxies)
 	regs := []struct {
 		name string
 		fn   func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error

@@ -223,7 +223,7 @@ func TestServiceErrorsMapToContractStatuses(t *testing.T) {
 			if c.status == 500 && eb.Message != "internal error" {
 				t.Errorf("500 message %q, want exactly %q", eb.Message, "internal error")
 			}
-			if got := r.header.Get("Retry-After"); (c.status == 503) != (got == "1") {
+			if got := r.header.Get("Retry-After"); (c.status == 503 || c.status == 429) != (got == "1") {
 				t.Errorf("Retry-After %q for %d", got, c.status)
 			}
 			if c.status == 401 && r.header.Get("WWW-Authenticate") == "" {

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/dhosauth/dhosauth/pkg/apperr"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -83,6 +86,13 @@ func (e *errorWriter) writeError(ctx context.Context, w http.ResponseWriter, r *
 	case codes.DeadlineExceeded:
 		e.log.WarnContext(ctx, "deadline exceeded", "method", r.Method, "route", routeOf(r), "error", msg)
 		msg = "the request took too long, try again"
+	case codes.ResourceExhausted:
+		// A rate limit: the service says how long to wait (RetryInfo).
+		secs := int64(1)
+		if d := apperr.RetryAfterOf(err); d > 0 {
+			secs = int64((d + time.Second - 1) / time.Second)
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	case codes.Canceled:
 		msg = "request canceled"
 	case codes.Unimplemented:

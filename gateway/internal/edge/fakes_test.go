@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	activationv1 "github.com/dhosauth/dhosauth/gen/go/dhos/activation/v1"
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -160,6 +162,9 @@ func (fakeActivation) GetPatientJwt(ctx context.Context, req *activationv1.GetPa
 func (fakeActivation) ValidateActivation(_ context.Context, req *activationv1.ValidateActivationRequest) (*activationv1.ValidateActivationResponse, error) {
 	if err := failFor(req.GetActivationCode()); err != nil {
 		return nil, err
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(req.GetActivationCode(), "limited-")); err == nil {
+		return nil, apperr.ResourceExhausted(d, "too many failed attempts")
 	}
 	if req.GetType() == "send_entry" {
 		return &activationv1.ValidateActivationResponse{AuthorisationCode: "AUTH", DeviceId: proto.String("d1")}, nil

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -27,8 +30,9 @@ var successStatus = map[protoreflect.FullName]int{
 
 // newServeMux is the grpc-gateway mux with every option the contract
 // depends on set explicitly.
-func newServeMux(errs *errorWriter) *runtime.ServeMux {
+func newServeMux(errs *errorWriter, trusted []netip.Prefix) *runtime.ServeMux {
 	return runtime.NewServeMux(
+		runtime.WithMetadata(clientAddressMetadata(trusted)),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
 		runtime.WithErrorHandler(errs.grpcError),
 		runtime.WithRoutingErrorHandler(errs.muxRoutingError),
@@ -43,6 +47,30 @@ func newServeMux(errs *errorWriter) *runtime.ServeMux {
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMiddlewares(recordRoute),
 	)
+}
+
+// clientAddressMetadata passes the client's address to the services (for
+// their per-address limits) under ratelimit.ClientAddressMetadata: the
+// connection's peer, or, when the peer is a trusted proxy, the address it
+// names in X-Forwarded-For. A client cannot set this key itself: the
+// header matcher forwards no header under that name.
+func clientAddressMetadata(trusted []netip.Prefix) func(context.Context, *http.Request) metadata.MD {
+	return func(_ context.Context, r *http.Request) metadata.MD {
+		if a := clientAddress(r, trusted); a.IsValid() {
+			return metadata.Pairs(ratelimit.ClientAddressMetadata, a.String())
+		}
+		return nil
+	}
+}
+
+// clientAddress is the address a request came from (see
+// ratelimit.ForwardedClient).
+func clientAddress(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ratelimit.ForwardedClient(ap.Addr(), r.Header.Values("X-Forwarded-For"), trusted)
 }
 
 // forwardedHeaders are the request headers passed to the services as

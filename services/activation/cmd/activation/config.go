@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
@@ -27,6 +28,11 @@ func loadSettings(l *config.Loader) settings {
 		MaxAttempts:          l.Int("MAX_ACTIVATION_ATTEMPTS", def.MaxAttempts, 1, 1000),
 		AllowDropData:        l.Bool("ALLOW_DROP_DATA", false),
 		Production:           production,
+		Limits: activation.Limits{
+			PerAddress:        limit(l, "RATE_LIMIT_PER_ADDRESS", def.Limits.PerAddress),
+			PerPrincipal:      limit(l, "RATE_LIMIT_PER_PRINCIPAL", def.Limits.PerPrincipal),
+			DeviceCodeGuesses: limit(l, "RATE_LIMIT_DEVICE_CODE_GUESSES", def.Limits.DeviceCodeGuesses),
+		},
 	}
 	var key []byte
 	value := l.Secret("CODE_HASH_KEY")
@@ -40,4 +46,15 @@ func loadSettings(l *config.Loader) settings {
 		key = k
 	}
 	return settings{Common: c, Rules: r, CodeHashKey: key}
+}
+
+// limit reads a rate limit ("N/duration", or "off").
+func limit(l *config.Loader, name string, def ratelimit.Limit) ratelimit.Limit {
+	v := l.String(name, def.String())
+	lim, err := ratelimit.ParseLimit(def.Name, v)
+	if err != nil {
+		l.Fail("%s: %v", name, err)
+		return def
+	}
+	return lim
 }

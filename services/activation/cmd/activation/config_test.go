@@ -56,7 +56,7 @@ func TestContractNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := activation.Config{OTPLength: 6, ActivationCodeLength: 40, DeviceCodeLength: 10, ExpiryDays: 2, MaxAttempts: 3, AllowDropData: true}
+	want := activation.Config{OTPLength: 6, ActivationCodeLength: 40, DeviceCodeLength: 10, ExpiryDays: 2, MaxAttempts: 3, AllowDropData: true, Limits: activation.DefaultLimits()}
 	if s.Rules != want || string(s.CodeHashKey) != strings.Repeat("k", 32) {
 		t.Fatalf("got %+v", s.Rules)
 	}
@@ -129,5 +129,25 @@ func TestRunStartsAndStops(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not stop")
+	}
+}
+
+func TestRateLimitSettings(t *testing.T) {
+	s, err := load(map[string]string{
+		"ENVIRONMENT":                    "TEST",
+		"DATA_DIR":                       t.TempDir(),
+		"RATE_LIMIT_PER_ADDRESS":         "5/1m",
+		"RATE_LIMIT_PER_PRINCIPAL":       "off",
+		"RATE_LIMIT_DEVICE_CODE_GUESSES": "50/2h",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.Rules.Limits
+	if l.PerAddress.String() != "5/1m0s" || !l.PerPrincipal.Off() || l.DeviceCodeGuesses.String() != "50/2h0m0s" {
+		t.Fatalf("limits %+v", l)
+	}
+	if _, err := load(map[string]string{"ENVIRONMENT": "TEST", "DATA_DIR": t.TempDir(), "RATE_LIMIT_PER_ADDRESS": "lots"}); err == nil || !strings.Contains(err.Error(), "RATE_LIMIT_PER_ADDRESS") {
+		t.Fatalf("bad limit: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/pkg/storage"
@@ -88,6 +89,7 @@ func run(ctx context.Context) error {
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenClient},
 		Revoker: activationgrpc.TokenRevoker{Client: tokenClient},
+		Limiter: ratelimit.New(db),
 	})
 	if err != nil {
 		return err

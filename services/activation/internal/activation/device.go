@@ -3,7 +3,6 @@ package activation
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
@@ -36,7 +35,7 @@ const (
 )
 
 func (s *Service) deviceCodeHash(code string) []byte {
-	return s.hasher.Hash(purposeDeviceCode, strings.ToUpper(code))
+	return s.hasher.Hash(purposeDeviceCode, NormalizeCode(code))
 }
 
 // CreateDeviceActivation issues a numeric activation code for a known
@@ -82,10 +81,17 @@ func (s *Service) CreateDeviceActivation(ctx context.Context, deviceID, actor st
 
 // ValidateDeviceActivation exchanges a device activation code for a new
 // device authorisation code.
-func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (DeviceValidation, error) {
+// Failures count against the client address's limit and the budget of
+// failed device-code guesses of all clients together.
+func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (_ DeviceValidation, err error) {
 	if err := checkSecret("activation_code", code); err != nil {
 		return DeviceValidation{}, err
 	}
+	settle, err := s.reserve(ctx, s.addressBucket(ctx), s.deviceCodeBudget())
+	if err != nil {
+		return DeviceValidation{}, err
+	}
+	defer func() { settle(err) }()
 	if n, ok := s.staticDeviceCode(code); ok {
 		return DeviceValidation{AuthorisationCode: code, DeviceID: staticDevicePrefix + n}, nil
 	}
@@ -131,13 +137,19 @@ func (s *Service) ValidateDeviceActivation(ctx context.Context, code string) (De
 // GetDeviceJwt exchanges a device's newest authorisation code for a device
 // JWT. The device must exist in the registry and be active. Every refusal
 // is the same PERMISSION_DENIED and is audited with its reason.
-func (s *Service) GetDeviceJwt(ctx context.Context, deviceID, authCode string) (string, error) {
+// Failures count against the client address's and the device's limits.
+func (s *Service) GetDeviceJwt(ctx context.Context, deviceID, authCode string) (_ string, err error) {
 	if err := checkID("device_id", deviceID); err != nil {
 		return "", err
 	}
 	if err := checkAuthHeader(authCode); err != nil {
 		return "", err
 	}
+	settle, err := s.reserve(ctx, s.addressBucket(ctx), s.principalBucket(LimitDevice, deviceID))
+	if err != nil {
+		return "", err
+	}
+	defer func() { settle(err) }()
 	data := audit.Data{"device_id": deviceID}
 	deny := func(reason string) error {
 		return s.refuse(ctx, failure(ctx, EventDeviceAuthFailed, deviceID, reason, data), apperr.PermissionDenied(errDeviceAuthMessage))

@@ -76,11 +76,31 @@ func (s *Service) activationCode(id string) string {
 }
 
 func (s *Service) activationCodeHash(code string) []byte {
-	return s.hasher.Hash(purposeActivationCode, strings.ToUpper(code))
+	return s.hasher.Hash(purposeActivationCode, NormalizeCode(code))
 }
 
 func (s *Service) otpHash(activationID, otp string) []byte {
-	return s.hasher.Hash(purposeOTP+activationID, strings.ToUpper(otp))
+	return s.hasher.Hash(purposeOTP+activationID, NormalizeCode(otp))
+}
+
+// NormalizeCode is the form in which an activation code or OTP typed by a
+// person is compared: ASCII letters in upper case, every other byte as it
+// is. strings.ToUpper is not used: it also folds some non-ASCII letters
+// into ASCII ones ('ı' to 'I', 'ſ' to 'S'), which would give a code
+// several spellings; here a code has exactly one, up to ASCII case.
+func NormalizeCode(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'a' && c <= 'z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'a' && c <= 'z' {
+					b[j] = c - ('a' - 'A')
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func (s *Service) authCodeHash(ownerID, code string) []byte {
@@ -145,15 +165,22 @@ func (s *Service) CreatePatientActivation(ctx context.Context, patientID, actor 
 
 // ValidatePatientActivation exchanges an activation code and its OTP for a
 // new authorisation code. Every failure is the same NOT_FOUND.
-func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp string) (PatientValidation, error) {
+// Failures count against the client address's limit; the activation
+// itself locks after MaxAttempts wrong OTPs.
+func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp string) (_ PatientValidation, err error) {
 	if err := checkSecret("activation_code", code); err != nil {
 		return PatientValidation{}, err
 	}
 	if err := checkSecret("otp", otp); err != nil {
 		return PatientValidation{}, err
 	}
+	settle, err := s.reserve(ctx, s.addressBucket(ctx))
+	if err != nil {
+		return PatientValidation{}, err
+	}
+	defer func() { settle(err) }()
 	if n, ok := s.staticPatientCode(code); ok {
-		if strings.ToUpper(otp) != strings.Repeat(n, s.cfg.OTPLength) {
+		if NormalizeCode(otp) != strings.Repeat(n, s.cfg.OTPLength) {
 			return PatientValidation{}, errActivationNotFound()
 		}
 		return PatientValidation{AuthorisationCode: n, PatientID: staticPatientPrefix + n}, nil
@@ -234,13 +261,19 @@ func (s *Service) ListPatientActivations(ctx context.Context, patientID string) 
 
 // GetPatientJwt exchanges the patient's newest authorisation code for a
 // patient JWT.
-func (s *Service) GetPatientJwt(ctx context.Context, patientID, authCode string) (string, error) {
+// Failures count against the client address's and the patient's limits.
+func (s *Service) GetPatientJwt(ctx context.Context, patientID, authCode string) (_ string, err error) {
 	if err := checkID("patient_id", patientID); err != nil {
 		return "", err
 	}
 	if err := checkAuthHeader(authCode); err != nil {
 		return "", err
 	}
+	settle, err := s.reserve(ctx, s.addressBucket(ctx), s.principalBucket(LimitPatient, patientID))
+	if err != nil {
+		return "", err
+	}
+	defer func() { settle(err) }()
 	data := audit.Data{"patient_id": patientID}
 	deny := func(reason string) error {
 		return s.refuse(ctx, failure(ctx, audit.TypePatientAuthFailed, patientID, reason, data), errPatientCodeNotFound())

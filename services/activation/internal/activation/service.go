@@ -42,6 +42,8 @@ type Config struct {
 	AllowDropData bool
 	// Production turns the static activations and test-data operations off.
 	Production bool
+	// Limits bound failed attempts at the unauthenticated RPCs.
+	Limits Limits
 }
 
 // DefaultConfig is the contract's defaults (production).
@@ -53,6 +55,7 @@ func DefaultConfig() Config {
 		ExpiryDays:           5,
 		MaxAttempts:          10,
 		Production:           true,
+		Limits:               DefaultLimits(),
 	}
 }
 
@@ -143,6 +146,7 @@ type Service struct {
 	devices Devices
 	tokens  Tokens
 	revoker Revoker
+	limiter Limiter
 	cfg     Config
 	now     func() time.Time
 }
@@ -162,6 +166,8 @@ type Deps struct {
 	// Revoker, when set, revokes a patient's earlier tokens when the
 	// patient activates again (main always sets it).
 	Revoker Revoker
+	// Limiter, when set, enforces cfg.Limits (main always sets it).
+	Limiter Limiter
 	// Now is the clock (default apitime.Now).
 	Now func() time.Time
 }
@@ -177,7 +183,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = apitime.Now
 	}
-	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, revoker: d.Revoker, cfg: cfg, now: d.Now}, nil
+	return &Service{store: d.Store, hasher: d.Hasher, devices: d.Devices, tokens: d.Tokens, revoker: d.Revoker, limiter: d.Limiter, cfg: cfg, now: d.Now}, nil
 }
 
 // Ping reports whether the store answers (readiness).

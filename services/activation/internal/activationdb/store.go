@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
 )
@@ -26,7 +27,7 @@ func Migrations() storage.Migrations {
 	if err != nil {
 		panic(err)
 	}
-	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
+	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations(), ratelimit.Migrations()}}
 }
 
 // Store implements activation.Store on a storage.DB (either backend).

@@ -18,6 +18,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/pkg/storage"
@@ -253,6 +254,9 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 	cfg := activation.DefaultConfig()
 	cfg.Production = o.production
 	cfg.AllowDropData = o.allowDropData
+	// The brute-force limits are off unless a test sets them
+	// (ratelimit_test.go), so other tests can fail as often as they like.
+	cfg.Limits = activation.Limits{}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
@@ -264,6 +268,7 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 		Devices: activationgrpc.DeviceClient{Client: devicev1.NewDeviceServiceClient(deviceConn)},
 		Tokens:  activationgrpc.TokenClient{Client: tokenv1.NewTokenServiceClient(tokenConn)},
 		Revoker: o.revoker,
+		Limiter: ratelimit.New(db).WithClock(e.clock.Now),
 		Now:     e.clock.Now,
 	})
 	if err != nil {

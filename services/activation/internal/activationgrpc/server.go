@@ -8,6 +8,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -47,6 +48,12 @@ type Server struct {
 func New(svc *activation.Service) *Server { return &Server{svc: svc} }
 
 func actor(ctx context.Context) string { return auth.ActorName(ctx, activation.ServiceName) }
+
+// withClient adds the caller's address (the edge's dhos-client-address
+// metadata, or the peer) for the per-address limits.
+func withClient(ctx context.Context) context.Context {
+	return activation.WithClientAddress(ctx, ratelimit.ClientAddress(ctx))
+}
 
 // authorisationCode returns the x-authorisation-code metadata value, or "".
 func authorisationCode(ctx context.Context) string {
@@ -92,6 +99,7 @@ func (s *Server) ListPatientActivations(ctx context.Context, req *activationv1.L
 
 // GetPatientJwt implements the RPC.
 func (s *Server) GetPatientJwt(ctx context.Context, req *activationv1.GetPatientJwtRequest) (*activationv1.GetPatientJwtResponse, error) {
+	ctx = withClient(ctx)
 	jwt, err := s.svc.GetPatientJwt(ctx, req.GetPatientId(), authorisationCode(ctx))
 	if err != nil {
 		return nil, err
@@ -101,6 +109,7 @@ func (s *Server) GetPatientJwt(ctx context.Context, req *activationv1.GetPatient
 
 // ValidateActivation implements the RPC.
 func (s *Server) ValidateActivation(ctx context.Context, req *activationv1.ValidateActivationRequest) (*activationv1.ValidateActivationResponse, error) {
+	ctx = withClient(ctx)
 	switch req.GetType() {
 	case "", typeGDM:
 		if req.GetBody() == nil {
@@ -132,6 +141,7 @@ func (s *Server) CreateDeviceActivation(ctx context.Context, req *activationv1.C
 
 // GetDeviceJwt implements the RPC.
 func (s *Server) GetDeviceJwt(ctx context.Context, req *activationv1.GetDeviceJwtRequest) (*activationv1.GetDeviceJwtResponse, error) {
+	ctx = withClient(ctx)
 	jwt, err := s.svc.GetDeviceJwt(ctx, req.GetDeviceId(), authorisationCode(ctx))
 	if err != nil {
 		return nil, err

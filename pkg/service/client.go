@@ -9,6 +9,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/telemetry"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -30,6 +31,9 @@ func Dial(addr string, creds *auth.InternalCredentials) (*grpc.ClientConn, error
 		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize)),
 		grpc.WithChainUnaryInterceptor(deadline),
+		// Reconnect soon after a restarted service is back: gRPC's
+		// default backoff grows to two minutes during a long outage.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: CallTimeout}),
 	}
 	if creds != nil {
 		opts = append(opts, grpc.WithPerRPCCredentials(creds))
@@ -40,6 +44,10 @@ func Dial(addr string, creds *auth.InternalCredentials) (*grpc.ClientConn, error
 	}
 	return cc, nil
 }
+
+// reconnectBackoff is how a client retries a service that went away: from
+// 100ms, growing to at most 2s between attempts.
+var reconnectBackoff = backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}
 
 func deadline(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if _, ok := ctx.Deadline(); !ok {

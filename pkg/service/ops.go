@@ -64,6 +64,10 @@ type ServeConfig struct {
 	// it reports not ready, so load balancers stop sending it requests
 	// first (SHUTDOWN_DELAY, default 0; a few seconds in Kubernetes).
 	ShutdownDelay time.Duration
+	// RPCTimeout caps how long a service works on one RPC (RPC_TIMEOUT,
+	// default DefaultRPCTimeout): a call without a deadline, or with a
+	// later one, gets this one.
+	RPCTimeout time.Duration
 	// lookup reads the variables (the telemetry SDK reads OTEL_*).
 	lookup func(string) (string, bool)
 }
@@ -76,6 +80,7 @@ func loadServeConfig(l *config.Loader, name string, addr Addresses) ServeConfig 
 		OpsAddr:         l.String("OPS_ADDR", defaultOpsAddr(name)),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		ShutdownDelay:   nonNegativeDuration(l, "SHUTDOWN_DELAY"),
+		RPCTimeout:      l.Duration("RPC_TIMEOUT", DefaultRPCTimeout),
 		lookup:          l.Lookup(),
 	}
 }
@@ -126,6 +131,7 @@ type Ops struct {
 	checks          []Check
 	shutdownTimeout time.Duration
 	shutdownDelay   time.Duration
+	rpcTimeout      time.Duration
 }
 
 // StartOps sets up telemetry (installing the global tracer and meter
@@ -137,7 +143,7 @@ func StartOps(ctx context.Context, c Common, lg *slog.Logger, version string) (*
 	if err != nil {
 		return nil, err
 	}
-	o := &Ops{lg: lg, tel: tel, shutdownTimeout: sc.ShutdownTimeout, shutdownDelay: sc.ShutdownDelay}
+	o := &Ops{lg: lg, tel: tel, shutdownTimeout: sc.ShutdownTimeout, shutdownDelay: sc.ShutdownDelay, rpcTimeout: sc.RPCTimeout}
 	if sc.OpsAddr == OpsOff {
 		lg.Info("telemetry", tel.Describe()...)
 		return o, nil
@@ -175,6 +181,9 @@ func (o *Ops) ShutdownTimeout() time.Duration { return o.shutdownTimeout }
 // reports not ready, so that load balancers stop sending it requests
 // before it stops accepting them (SHUTDOWN_DELAY).
 func (o *Ops) ShutdownDelay() time.Duration { return o.shutdownDelay }
+
+// RPCTimeout caps the time a service spends on one RPC (RPC_TIMEOUT).
+func (o *Ops) RPCTimeout() time.Duration { return o.rpcTimeout }
 
 // AddCheck adds a readiness check.
 func (o *Ops) AddCheck(c Check) {

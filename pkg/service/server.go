@@ -45,7 +45,14 @@ type ServerOptions struct {
 	ShutdownDelay time.Duration
 	// Listening, when set, is told the bound address (tests use port 0).
 	Listening func(addr net.Addr)
+	// RPCTimeout caps every unary call (default: Ops's RPC_TIMEOUT, else
+	// DefaultRPCTimeout).
+	RPCTimeout time.Duration
 }
+
+// DefaultRPCTimeout is the longest a service works on one RPC unless
+// RPC_TIMEOUT says otherwise.
+const DefaultRPCTimeout = 10 * time.Second
 
 // MaxMessageSize bounds every gRPC message the suite receives.
 const MaxMessageSize = 1 << 20
@@ -66,12 +73,18 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		if o.ShutdownDelay == 0 {
 			o.ShutdownDelay = o.Ops.ShutdownDelay()
 		}
+		if o.RPCTimeout == 0 {
+			o.RPCTimeout = o.Ops.RPCTimeout()
+		}
 		if o.Ready != nil {
 			o.Ops.AddCheck(Check{Name: "database", Fn: o.Ready})
 		}
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.RPCTimeout <= 0 {
+		o.RPCTimeout = DefaultRPCTimeout
 	}
 	lis, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -85,7 +98,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.StatsHandler(telemetry.GRPCServerHandler()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: o.ShutdownTimeout}),
-		grpc.ChainUnaryInterceptor(Recover(o.Logger), MapErrors(o.Logger), o.Guard.Unary()),
+		grpc.ChainUnaryInterceptor(Recover(o.Logger), Deadline(o.RPCTimeout), MapErrors(o.Logger), o.Guard.Unary()),
 		grpc.ChainStreamInterceptor(o.Guard.Stream()),
 	)
 	o.Register(srv)
@@ -173,6 +186,21 @@ func Recover(lg *slog.Logger) grpc.UnaryServerInterceptor {
 				err = status.Error(codes.Internal, "internal error")
 			}
 		}()
+		return h(ctx, req)
+	}
+}
+
+// Deadline caps every unary call at max: a call without a deadline, or
+// whose caller would wait longer, gets one max from now, so no call holds
+// a goroutine, a database connection or a lock for longer whatever its
+// caller does. Handlers and the database see the deadline through ctx.
+func Deadline(max time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > max {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, max)
+			defer cancel()
+		}
 		return h(ctx, req)
 	}
 }

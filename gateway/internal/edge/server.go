@@ -21,6 +21,24 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
+// newHTTPServer is the edge's HTTP server: every timeout and the header
+// size bounded.
+func newHTTPServer(ctx context.Context, h http.Handler, lg *slog.Logger) *http.Server {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
 // ServeOptions describe the HTTP listener.
 type ServeOptions struct {
 	// Addr is host:port to listen on.
@@ -57,16 +75,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.Listening != nil {
 		o.Listening(lis.Addr())
 	}
-	srv := &http.Server{
-		Handler:           o.Handler,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newHTTPServer(ctx, o.Handler, lg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	lg.Info("edge listening", "url", "http://"+lis.Addr().String())

@@ -114,9 +114,10 @@ type Store interface {
 	// transaction: ErrNotFound (and no change) when the activation no
 	// longer qualifies.
 	CompletePatientActivation(ctx context.Context, c PatientCompletion, evs ...audit.Event) error
-	// CompletedPatientActivations lists the patient's completed
-	// activations, newest first (empty for an unknown patient).
-	CompletedPatientActivations(ctx context.Context, patientID string) ([]PatientActivation, error)
+	// CompletedPatientActivations lists the patient's newest completed
+	// activations, at most limit of them, newest first (empty for an
+	// unknown patient).
+	CompletedPatientActivations(ctx context.Context, patientID string, limit int) ([]PatientActivation, error)
 	// PatientAuthCodeHash returns the hash of the patient's newest
 	// authorisation code: ErrNotFound for an unknown patient, nil for a
 	// patient that was never activated.

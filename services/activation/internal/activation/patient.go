@@ -246,13 +246,19 @@ func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp strin
 	return PatientValidation{AuthorisationCode: authCode, PatientID: a.PatientID}, nil
 }
 
+// MaxListedActivations bounds ListPatientActivations: a patient's newest
+// completed activations only (one per phone activated: a patient with
+// more has long since replaced the older phones, whose tokens were
+// revoked).
+const MaxListedActivations = 100
+
 // ListPatientActivations lists the patient's completed activations, newest
-// first; an unknown patient has none.
+// first, at most MaxListedActivations; an unknown patient has none.
 func (s *Service) ListPatientActivations(ctx context.Context, patientID string) ([]PatientActivation, error) {
 	if err := checkID("patient_id", patientID); err != nil {
 		return nil, err
 	}
-	list, err := s.store.CompletedPatientActivations(ctx, patientID)
+	list, err := s.store.CompletedPatientActivations(ctx, patientID, MaxListedActivations)
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -293,7 +293,7 @@ func testCompletePatientActivation(t *testing.T, s *activationdb.Store) {
 func testCompletedPatientActivations(t *testing.T, s *activationdb.Store) {
 	ctx := context.Background()
 	patient := "patient-" + uuid.NewString()
-	list, err := s.CompletedPatientActivations(ctx, patient)
+	list, err := s.CompletedPatientActivations(ctx, patient, 100)
 	if err != nil || list == nil || len(list) != 0 {
 		t.Fatalf("unknown patient: %v, %v; want an empty list", list, err)
 	}
@@ -309,7 +309,7 @@ func testCompletedPatientActivations(t *testing.T, s *activationdb.Store) {
 		ids = append(ids, a.ID)
 	}
 	mustCreate(t, s, newPatientActivation(t, patient, base)) // unused: not listed
-	list, err = s.CompletedPatientActivations(ctx, patient)
+	list, err = s.CompletedPatientActivations(ctx, patient, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +320,11 @@ func testCompletedPatientActivations(t *testing.T, s *activationdb.Store) {
 		if a.ID != ids[2-i] || a.Completed == nil {
 			t.Fatalf("position %d: got %s (completed %v), want %s", i, a.ID, a.Completed, ids[2-i])
 		}
+	}
+	// The list is bounded: the newest ones only.
+	list, err = s.CompletedPatientActivations(ctx, patient, 2)
+	if err != nil || len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] {
+		t.Fatalf("limit 2: %+v, %v; want the two newest", list, err)
 	}
 }
 
@@ -673,7 +678,7 @@ func testResetTestData(t *testing.T, s *activationdb.Store) {
 		if h, err := s.PatientAuthCodeHash(ctx, p.PatientID); err != nil || !bytes.Equal(h, p.AuthCodeHash) {
 			t.Fatalf("patient %s: %x, %v", p.PatientID, h, err)
 		}
-		list, err := s.CompletedPatientActivations(ctx, p.PatientID)
+		list, err := s.CompletedPatientActivations(ctx, p.PatientID, 100)
 		if err != nil || len(list) != 1 || list[0].ID != p.Activation.ID {
 			t.Fatalf("patient %s activations: %+v, %v", p.PatientID, list, err)
 		}

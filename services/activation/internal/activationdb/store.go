@@ -205,11 +205,11 @@ func (s *Store) CompletePatientActivation(ctx context.Context, c activation.Pati
 }
 
 // CompletedPatientActivations implements activation.Store.
-func (s *Store) CompletedPatientActivations(ctx context.Context, patientID string) ([]activation.PatientActivation, error) {
+func (s *Store) CompletedPatientActivations(ctx context.Context, patientID string, limit int) ([]activation.PatientActivation, error) {
 	rows, err := s.db.Query(ctx,
 		`SELECT `+patientActivationColumns+` FROM patient_activation
 		 WHERE patient_id = $1 AND completed IS NOT NULL
-		 ORDER BY completed DESC, created DESC, id`, patientID)
+		 ORDER BY completed DESC, created DESC, id LIMIT $2`, patientID, limit)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -68,8 +68,10 @@ func TestServeCapsEveryCall(t *testing.T) {
 	}
 	defer cc.Close()
 	for name, callCtx := range map[string]func() (context.Context, context.CancelFunc){
-		"no deadline":    func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
-		"later deadline": func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Hour) },
+		"no deadline": func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+		"later deadline": func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Hour)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cctx, ccancel := callCtx()

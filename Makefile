@@ -41,11 +41,12 @@ run: build ## build and start the whole suite (embedded SQLite unless DATABASE_*
 test: ## run every test: unit, store conformance (SQLite, and PostgreSQL with TEST_DATABASE_URL), end-to-end
 	@go test -count=1 -timeout 20m $(addsuffix /...,$(addprefix ./,$(filter-out .,$(MODULES)))) ./...
 
+BENCH ?= quick
+
 .PHONY: bench
-bench: ## VerifyToken throughput and latency on this machine (starts bin/token; load generator included)
-	@mkdir -p $(BIN)
-	@go build -trimpath -o $(BIN)/token ./services/token/cmd/token
-	@go run ./services/token/cmd/tokenbench -token-bin $(BIN)/token
+bench: build ## benchmark the suite on PostgreSQL (BENCH=quick, under 2 min, or full): bench/results/<run>.json and chart.png
+	@go build -o $(BIN)/bench/bench ./bench/cmd/bench
+	@$(BIN)/bench/bench -mode $(BENCH) -bin $(BIN) -out bench/results $(BENCH_FLAGS)
 
 .PHONY: tools
 tools: ## install the pinned code generators and linters into .bin/

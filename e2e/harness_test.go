@@ -60,6 +60,9 @@ func TestMain(m *testing.M) {
 
 // Suite is one running copy of the whole suite.
 type Suite struct {
+	// ProcEnv holds variables of one process only, on top of Env.
+	ProcEnv map[string]map[string]string
+	environ []string
 	t       testing.TB
 	URL     string
 	Env     map[string]string
@@ -110,8 +113,21 @@ func (s *syncBuffer) String() string {
 // Start runs the suite with env on top of the test defaults.
 func Start(t testing.TB, env map[string]string) *Suite {
 	t.Helper()
-	s := &Suite{t: t, DataDir: t.TempDir(), Addr: map[string]string{}, Ops: map[string]string{}, procs: map[string]*process{}}
+	return StartWith(t, env, nil)
+}
+
+// StartWith is Start with variables for single processes (procEnv, by
+// process name) on top of env. A process's gRPC address in s.Addr is
+// where it listens: its GRPC_LISTEN_ADDR when procEnv sets one.
+func StartWith(t testing.TB, env map[string]string, procEnv map[string]map[string]string) *Suite {
+	t.Helper()
+	s := &Suite{t: t, DataDir: t.TempDir(), Addr: map[string]string{}, Ops: map[string]string{}, procs: map[string]*process{}, ProcEnv: procEnv}
 	edge := freePort(t)
+	if p, ok := env["HTTP_PORT"]; ok {
+		// The caller chose the edge's port (an upstream provider needs
+		// the redirect URI before the suite starts).
+		edge = "127.0.0.1:" + p
+	}
 	_, port, _ := net.SplitHostPort(edge)
 	s.URL = "http://" + edge
 	s.Env = map[string]string{
@@ -122,14 +138,28 @@ func Start(t testing.TB, env map[string]string) *Suite {
 		"DATA_DIR":        s.DataDir,
 		"HTTP_PORT":       port,
 		"HTTP_HOST":       "127.0.0.1",
+		// Every test's requests come from 127.0.0.1: the brute-force
+		// limits are off unless a test turns them on (ratelimit_test.go).
+		"RATE_LIMIT_PER_ADDRESS":         "off",
+		"RATE_LIMIT_PER_PRINCIPAL":       "off",
+		"RATE_LIMIT_DEVICE_CODE_GUESSES": "off",
 	}
 	for _, p := range processes[:4] {
 		a := freePort(t)
 		s.Addr[p] = a
 		s.Env[strings.ToUpper(p)+"_GRPC_ADDR"] = a
 	}
+	// The session service's browser sign-in listener, forwarded by the edge.
+	s.Addr["session_http"] = freePort(t)
+	s.Env["SESSION_HTTP_ADDR"] = s.Addr["session_http"]
 	for k, v := range env {
 		s.Env[k] = v
+	}
+	for _, p := range processes[:4] {
+		s.Addr[p] = s.Env[strings.ToUpper(p)+"_GRPC_ADDR"]
+		if a := procEnv[p]["GRPC_LISTEN_ADDR"]; a != "" {
+			s.Addr[p] = a
+		}
 	}
 	var environ []string
 	for _, kv := range os.Environ() {
@@ -142,30 +172,13 @@ func Start(t testing.TB, env map[string]string) *Suite {
 	for k, v := range s.Env {
 		environ = append(environ, k+"="+v)
 	}
+	s.environ = environ
 	logs := map[string]*syncBuffer{}
 	s.logs = logs
 	for _, p := range processes {
-		cmd := exec.Command(filepath.Join(binDir, p))
 		s.Ops[p] = freePort(t)
-		cmd.Env = append(append([]string(nil), environ...), "OPS_ADDR="+s.Ops[p])
-		buf := &syncBuffer{}
-		logs[p] = buf
-		cmd.Stdout, cmd.Stderr = buf, buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		s.procs[p] = &process{cmd: cmd, exited: exited}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
+		logs[p] = &syncBuffer{}
+		s.startProcess(p, p)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -229,18 +242,110 @@ func (s *Suite) waitReady(logs map[string]*syncBuffer) {
 	}
 }
 
+// startProcess starts the binary bin as the process named p (its ops
+// address s.Ops[p], its log s.logs[p], appended to across restarts), and
+// stops it when the test ends.
+func (s *Suite) startProcess(p, bin string) {
+	t := s.t
+	cmd := exec.Command(filepath.Join(binDir, bin))
+	cmd.Env = append(append([]string(nil), s.environ...), "OPS_ADDR="+s.Ops[p])
+	for k, v := range s.ProcEnv[p] {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = s.logs[p], s.logs[p]
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.mu.Lock()
+	s.procs[p] = &process{cmd: cmd, exited: exited}
+	s.mu.Unlock()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+}
+
+// Kill stops the process at once (SIGKILL) and waits until it is gone.
+func (s *Suite) Kill(p string) {
+	s.t.Helper()
+	s.mu.Lock()
+	pr := s.procs[p]
+	s.mu.Unlock()
+	_ = pr.cmd.Process.Kill()
+	select {
+	case <-pr.exited:
+	case <-time.After(10 * time.Second):
+		s.t.Fatalf("%s did not exit after SIGKILL", p)
+	}
+}
+
+// StartAgain starts the process again with the same configuration (after
+// Kill, or after it exited). Restart (audit_test.go) stops it first.
+func (s *Suite) StartAgain(p string) {
+	s.t.Helper()
+	s.startProcess(p, p)
+}
+
+// StartEdge starts another replica of the REST edge in front of the same
+// services, with env on top of the suite's, and returns its URL.
+func (s *Suite) StartEdge(name string, env map[string]string) string {
+	s.t.Helper()
+	addr := freePort(s.t)
+	_, port, _ := net.SplitHostPort(addr)
+	s.Ops[name] = freePort(s.t)
+	s.logs[name] = &syncBuffer{}
+	pe := map[string]string{"HTTP_PORT": port}
+	for k, v := range env {
+		pe[k] = v
+	}
+	if s.ProcEnv == nil {
+		s.ProcEnv = map[string]map[string]string{}
+	}
+	s.ProcEnv[name] = pe
+	s.startProcess(name, "gateway")
+	url := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url + "/running")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("edge %s did not answer /running: %v\n%s", name, err, s.logs[name].String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Log is what the process has logged so far.
 func (s *Suite) Log(p string) string { return s.logs[p].String() }
 
 // Signal sends sig to the process.
 func (s *Suite) Signal(p string, sig os.Signal) {
-	if err := s.procs[p].cmd.Process.Signal(sig); err != nil {
+	s.mu.Lock()
+	pr := s.procs[p]
+	s.mu.Unlock()
+	if err := pr.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatalf("signal %s: %v", p, err)
 	}
 }
 
 // Exited is closed when the process has exited.
-func (s *Suite) Exited(p string) <-chan struct{} { return s.procs[p].exited }
+func (s *Suite) Exited(p string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[p].exited
+}
 
 // OpsGet fetches a path from the process's ops listener.
 func (s *Suite) OpsGet(p, path string) Response {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -29,29 +31,68 @@ const maxQueryText = 2000
 type dbSpanKey struct{}
 
 // startSpan starts a client span for one statement, but only inside a
-// trace: statements outside any request (migrations, background work)
-// would otherwise each start a trace of their own.
+// recorded span: statements outside any request (migrations, background
+// work) would otherwise each start a trace of their own, and a statement
+// in a trace that is not recorded (not sampled, or no exporter) would
+// make a span nobody sees.
 func startSpan(ctx context.Context, d Dialect, schema, query string) (context.Context, trace.Span) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
+	}
+	st := statementOf(d, schema, query)
+	ctx, span := otel.Tracer(instrumentationName).Start(ctx, st.name,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(st.attrs...))
+	return context.WithValue(ctx, dbSpanKey{}, span), span
+}
+
+// statement is what a span says about one statement: its name and
+// attributes, worked out once per statement text (stores run a fixed set
+// of statements).
+type statement struct {
+	name  string
+	attrs []attribute.KeyValue
+}
+
+type statementKey struct {
+	d             Dialect
+	schema, query string
+}
+
+// statements caches statementOf; maxStatements bounds it, should a caller
+// ever build statement texts on the fly.
+var (
+	statements    sync.Map // statementKey -> *statement
+	statementsLen atomic.Int64
+)
+
+const maxStatements = 1000
+
+func statementOf(d Dialect, schema, query string) *statement {
+	k := statementKey{d, schema, query}
+	if st, ok := statements.Load(k); ok {
+		return st.(*statement)
 	}
 	op := operation(query)
 	system := "postgresql"
 	if d == SQLite {
 		system = "sqlite"
 	}
-	if len(query) > maxQueryText {
-		query = query[:maxQueryText]
+	text := query
+	if len(text) > maxQueryText {
+		text = text[:maxQueryText]
 	}
-	ctx, span := otel.Tracer(instrumentationName).Start(ctx, op+" "+schema,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("db.system.name", system),
-			attribute.String("db.namespace", schema),
-			attribute.String("db.operation.name", op),
-			attribute.String("db.query.text", query),
-		))
-	return context.WithValue(ctx, dbSpanKey{}, span), span
+	st := &statement{name: op + " " + schema, attrs: []attribute.KeyValue{
+		attribute.String("db.system.name", system),
+		attribute.String("db.namespace", schema),
+		attribute.String("db.operation.name", op),
+		attribute.String("db.query.text", text),
+	}}
+	if statementsLen.Load() < maxStatements {
+		if _, loaded := statements.LoadOrStore(k, st); !loaded {
+			statementsLen.Add(1)
+		}
+	}
+	return st
 }
 
 // endSpan ends a span started by startSpan; "no rows" is not an error.
@@ -94,6 +135,40 @@ func (t pgTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQue
 		endSpan(span, d.Err)
 	}
 }
+
+// batchKey holds, in a batch's context, the context and time it started.
+type batchKey struct{}
+
+type batchStart struct {
+	ctx context.Context
+	at  time.Time
+}
+
+// TraceBatchStart implements pgx.BatchTracer: the statements of a
+// pipeline (a transaction's first statement with its BEGIN, deferred
+// statements with the COMMIT) are spans too, each from the pipeline's
+// start until its result was read.
+func (t pgTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx
+	}
+	return context.WithValue(ctx, batchKey{}, batchStart{ctx: ctx, at: time.Now()})
+}
+
+// TraceBatchQuery implements pgx.BatchTracer.
+func (t pgTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	b, ok := ctx.Value(batchKey{}).(batchStart)
+	if !ok {
+		return
+	}
+	st := statementOf(Postgres, t.schema, d.SQL)
+	_, span := otel.Tracer(instrumentationName).Start(b.ctx, st.name, trace.WithTimestamp(b.at),
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(st.attrs...))
+	endSpan(span, d.Err)
+}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (t pgTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // poolStats is what both backends report about their connection pool.
 type poolStats struct {

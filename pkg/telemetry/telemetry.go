@@ -99,6 +99,12 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if exp != nil {
 		topts = append(topts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing would see a recorded span: spans still carry trace and
+		// span ids (for logs, error bodies and the traceparent passed on),
+		// but record nothing, which spares every request the attributes,
+		// events and allocations of spans that go nowhere.
+		topts = append(topts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(topts...)
 
@@ -126,7 +132,8 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 }
 
 // spanExporter chooses the exporter from OTEL_TRACES_EXPORTER and the OTLP
-// variables; nil means spans are made but not exported.
+// variables; nil means spans carry ids but are neither recorded nor
+// exported.
 func spanExporter(ctx context.Context, o Options, get func(string) string) (sdktrace.SpanExporter, string, error) {
 	if o.SpanExporter != nil {
 		return o.SpanExporter, "custom", nil

@@ -63,6 +63,9 @@ func TestProductionWithLegacyKey(t *testing.T) {
 	Expect(t, s.Do("POST", "/dhos/v1/activation/1", "", map[string]any{"otp": "1111"}), 404)
 	Expect(t, patientJWT(t, s, "static_patient_uuid_1", "1"), 404)
 	Expect(t, s.Do("POST", "/dhos/v1/activation/111111111?type=send_entry", "", nil), 404)
+	// Every non-production RPC and route of the scope table, and every
+	// static activation.
+	checkNonProductionGone(t, s, issuer, key)
 }
 
 // TestProductionRefusesMissingConfiguration: a production service without

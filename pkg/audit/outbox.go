@@ -48,7 +48,9 @@ func Record(ctx context.Context, q storage.Querier, evs ...Event) error {
 		if err != nil {
 			return err
 		}
-		if _, err := q.Exec(ctx,
+		// Deferred: on PostgreSQL the event travels with the COMMIT; a
+		// failure to write it still fails the transaction.
+		if err := storage.Defer(ctx, q,
 			`INSERT INTO audit_outbox (id, occurred_at, event_type, actor, subject, outcome, reason, trace_id, service, event_data)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			ev.ID, ev.Time, ev.Type, ev.Actor, ev.Subject, string(ev.Outcome), ev.Reason, ev.TraceID, ev.Service, string(data)); err != nil {

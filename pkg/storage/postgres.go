@@ -135,9 +135,26 @@ func (d *pgDB) QueryRow(ctx context.Context, sql string, args ...any) Row {
 	return pgRow{d.pool.QueryRow(ctx, sql, args...)}
 }
 
+// Tx runs fn in a transaction on one pooled connection, with as few
+// round trips as the statements allow: BEGIN travels with the first
+// statement fn runs, and statements fn defers (Defer: audit events and
+// other writes whose result nothing reads) travel with the COMMIT. A
+// transaction of deferred statements only is one round trip: a pipeline
+// PostgreSQL runs as one implicit transaction.
 func (d *pgDB) Tx(ctx context.Context, fn func(q Querier) error) error {
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
-	return translatePG(err)
+	c, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return translatePG(err)
+	}
+	// A connection released in the middle of a transaction (a panic in
+	// fn) is closed by the pool, never reused.
+	defer c.Release()
+	t := &pgTx{conn: c.Conn()}
+	if err := fn(t); err != nil {
+		t.rollback(ctx)
+		return translatePG(err)
+	}
+	return translatePG(t.commit(ctx))
 }
 
 type pgConn interface {
@@ -162,17 +179,130 @@ func pgQuery(ctx context.Context, c pgConn, sql string, args []any) (Rows, error
 	return pgRows{rows}, nil
 }
 
-type pgTx struct{ tx pgx.Tx }
+// pgTx is a transaction that starts with its first statement (pipelined
+// with BEGIN) and sends its deferred statements with its COMMIT.
+type pgTx struct {
+	conn     *pgx.Conn
+	begun    bool
+	deferred []deferredStmt
+}
 
-func (t pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	return pgExec(ctx, t.tx, sql, args)
+type deferredStmt struct {
+	sql  string
+	args []any
 }
-func (t pgTx) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
-	return pgQuery(ctx, t.tx, sql, args)
+
+// begin runs the first statement of the transaction together with BEGIN.
+func (t *pgTx) begin(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(sql, args...)
+	return t.conn.SendBatch(ctx, b)
 }
-func (t pgTx) QueryRow(ctx context.Context, sql string, args ...any) Row {
-	return pgRow{t.tx.QueryRow(ctx, sql, args...)}
+
+func (t *pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if t.begun {
+		return pgExec(ctx, t.conn, sql, args)
+	}
+	br := t.begin(ctx, sql, args)
+	tag, err := br.Exec() // begin
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, translatePG(err)
+	}
+	return tag.RowsAffected(), nil
 }
+
+func (t *pgTx) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	if !t.begun {
+		t.begun = true
+		if _, err := t.conn.Exec(ctx, "begin"); err != nil {
+			return nil, translatePG(err)
+		}
+	}
+	return pgQuery(ctx, t.conn, sql, args)
+}
+
+func (t *pgTx) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	if t.begun {
+		return pgRow{t.conn.QueryRow(ctx, sql, args...)}
+	}
+	br := t.begin(ctx, sql, args)
+	if _, err := br.Exec(); err != nil { // begin
+		_ = br.Close()
+		return errRow{translatePG(err)}
+	}
+	return &batchRow{row: br.QueryRow(), br: br}
+}
+
+// deferExec implements Defer.
+func (t *pgTx) deferExec(sql string, args []any) {
+	t.deferred = append(t.deferred, deferredStmt{sql, args})
+}
+
+// commit sends the deferred statements and COMMIT in one round trip; with
+// no statement run yet, the deferred ones alone, as an implicit
+// transaction.
+func (t *pgTx) commit(ctx context.Context) error {
+	if !t.begun && len(t.deferred) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, s := range t.deferred {
+		b.Queue(s.sql, s.args...)
+	}
+	if t.begun {
+		b.Queue("commit")
+	}
+	br := t.conn.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && t.begun {
+		// A failed statement leaves the transaction aborted, and the
+		// COMMIT queued after it was skipped.
+		t.rollback(ctx)
+	}
+	return err
+}
+
+func (t *pgTx) rollback(ctx context.Context) {
+	if t.begun {
+		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "rollback")
+	}
+}
+
+// batchRow is the first row of a transaction, read from the pipeline that
+// began it.
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r *batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return translatePG(err)
+}
+
+// errRow is a row that failed before it was read.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type pgRow struct{ row pgx.Row }
 

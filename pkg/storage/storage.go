@@ -151,3 +151,22 @@ func Open(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	}
 	return openSQLite(ctx, cfg, m)
 }
+
+// deferrer is a transaction that can send a statement later, with others.
+type deferrer interface {
+	deferExec(sql string, args []any)
+}
+
+// Defer runs a statement whose result the caller does not need (an audit
+// event, a row nothing reads back in the transaction) as part of q. In a
+// PostgreSQL transaction it is sent with the COMMIT, saving a round trip;
+// its failure (a conflict, say) then fails the commit, and so Tx, like any
+// other failed statement. Elsewhere it runs at once.
+func Defer(ctx context.Context, q Querier, sql string, args ...any) error {
+	if d, ok := q.(deferrer); ok {
+		d.deferExec(sql, args)
+		return nil
+	}
+	_, err := q.Exec(ctx, sql, args...)
+	return err
+}

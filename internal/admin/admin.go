@@ -22,7 +22,7 @@ import (
 var DefaultScopes = []string{
 	"write:gdm_activation", "read:gdm_activation",
 	"write:send_clinician", "write:send_device", "read:send_device",
-	"read:audit",
+	"read:audit", "admin:sessions",
 }
 
 // InternalKey reads the service-to-service key: INTERNAL_AUTH_KEY, or the

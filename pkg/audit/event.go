@@ -64,11 +64,24 @@ const (
 	// the new and retired key ids, never key material).
 	TypeKeyRotated = "signing key rotated"
 
-	// TypeSessionSignIn, TypeSessionSignOut and TypeBackChannelLogout are
-	// the browser-session events (defined for the session work to come).
-	TypeSessionSignIn     = "session sign-in"
-	TypeSessionSignOut    = "session sign-out"
+	// TypeSessionSignIn: a browser sign-in (upstream provider or local
+	// password) made a session, or was refused.
+	TypeSessionSignIn = "session sign-in"
+	// TypeSessionSignOut: a browser session ended (logout, an upstream's
+	// back-channel logout, an administrator, a timeout).
+	TypeSessionSignOut = "session sign-out"
+	// TypeBackChannelLogout: an upstream provider's back-channel logout
+	// token was accepted or refused.
 	TypeBackChannelLogout = "session back-channel logout"
+	// TypeBackChannelLogoutSent: a back-channel logout token was delivered
+	// to a client app that joined an ended session (or given up on).
+	TypeBackChannelLogoutSent = "session back-channel logout sent"
+	// TypeOAuthAuthorize: the suite's OpenID provider handed a client app
+	// an authorisation code, or refused the authorization request.
+	TypeOAuthAuthorize = "oauth authorization"
+	// TypeOAuthToken: the token endpoint handed a client app tokens, or
+	// refused (with the OAuth error).
+	TypeOAuthToken = "oauth token"
 
 	// TypeDeviceCreated: an administrator registered a device.
 	TypeDeviceCreated = "device created"

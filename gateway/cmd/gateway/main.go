@@ -7,7 +7,8 @@
 // SHUTDOWN_DELAY (0s), the OTEL_* variables, ALLOW_DROP_DATA (false),
 // TRUSTED_PROXIES (none: X-Forwarded-For is ignored), ENVIRONMENT,
 // LOG_FORMAT, LOG_LEVEL, ACTIVATION_GRPC_ADDR, DEVICE_GRPC_ADDR,
-// TOKEN_GRPC_ADDR, SESSION_GRPC_ADDR, and VERSION, BUILD_NUMBER, GIT_HASH
+// TOKEN_GRPC_ADDR, SESSION_GRPC_ADDR, SESSION_HTTP_ADDR (the session
+// service's browser sign-in endpoints, forwarded), and VERSION, BUILD_NUMBER, GIT_HASH
 // when the build did not set them.
 package main
 
@@ -49,12 +50,17 @@ func main() {
 	}
 }
 
+// DefaultSessionHTTPAddr is the session service's HTTP listener (its
+// default SESSION_HTTP_ADDR).
+const DefaultSessionHTTPAddr = "127.0.0.1:9095"
+
 // settings is the gateway's configuration.
 type settings struct {
 	common          service.Common
 	addr            string
 	allowDropData   bool
 	trustedProxies  []netip.Prefix
+	sessionHTTP     string
 	shutdownTimeout time.Duration
 	version         edge.VersionInfo
 }
@@ -71,6 +77,10 @@ func load(l *config.Loader) (settings, error) {
 		l.Fail("TRUSTED_PROXIES: want a comma-separated list of addresses and CIDR prefixes: %v", err)
 	}
 	s.trustedProxies = tp
+	// The session service's browser-facing endpoints ("off": none).
+	if s.sessionHTTP = l.String("SESSION_HTTP_ADDR", DefaultSessionHTTPAddr); s.sessionHTTP == "off" {
+		s.sessionHTTP = ""
+	}
 	s.shutdownTimeout = s.common.Serve.ShutdownTimeout
 	s.version = edge.VersionInfo{
 		Version: firstOf(version, l.String("VERSION", ""), "dev"),
@@ -130,6 +140,7 @@ func run(ctx context.Context) error {
 		Conns:          conns,
 		Logger:         lg,
 		TrustedProxies: s.trustedProxies,
+		SessionHTTP:    s.sessionHTTP,
 	})
 	if err != nil {
 		return err

@@ -91,6 +91,11 @@ type Options struct {
 	// X-Forwarded-For names the client; from any other peer the header is
 	// ignored and the peer is the client.
 	TrustedProxies []netip.Prefix
+	// SessionHTTP is the session service's HTTP listener (host:port,
+	// SESSION_HTTP_ADDR): the browser-facing sign-in endpoints are
+	// forwarded there and the discovery document lists them. Empty: not
+	// served.
+	SessionHTTP string
 }
 
 // Handler builds the edge: middleware in front of the plain endpoints and
@@ -131,7 +136,7 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	rt.handle(http.MethodHead, "/running", handleRunning)
 	rt.handle(http.MethodGet, "/version", versionHandler(o.Version))
 	rt.handle(http.MethodGet, "/openapi.json", handleOpenAPI)
-	wk := &wellKnown{errs: errs, token: tokenv1.NewTokenServiceClient(o.Conns.Token)}
+	wk := &wellKnown{errs: errs, token: tokenv1.NewTokenServiceClient(o.Conns.Token), provider: o.SessionHTTP != ""}
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		rt.handle(m, JWKSPath, wk.jwks)
 		rt.handle(m, OpenIDConfigurationPath, wk.openIDConfiguration)
@@ -157,7 +162,11 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 		rt.handle(http.MethodPost, "/drop_data", td.dropData)
 		rt.handle(http.MethodPost, "/reset_test_data", td.resetTestData)
 	}
-	return traced(middleware(rt, errs, o.Logger, o.MaxBodyBytes)), nil
+	front := middleware(rt, errs, o.Logger, o.MaxBodyBytes)
+	if o.SessionHTTP != "" {
+		front = sessionProxy(o.SessionHTTP, front, errs, o.MaxBodyBytes)
+	}
+	return traced(front), nil
 }
 
 // routes serves the plain endpoints by exact path and hands everything

@@ -30,6 +30,9 @@ const discoveryMaxAge = 300
 type wellKnown struct {
 	errs  *errorWriter
 	token tokenv1.TokenServiceClient
+	// provider: the session service's OpenID provider endpoints are
+	// served (and listed) under the issuer.
+	provider bool
 }
 
 // jwk is a public JSON Web Key without empty members.
@@ -76,21 +79,82 @@ func (k *wellKnown) openIDConfiguration(w http.ResponseWriter, r *http.Request) 
 	if algs == nil {
 		algs = []string{}
 	}
-	doc := struct {
-		Issuer          string   `json:"issuer"`
-		JWKSURI         string   `json:"jwks_uri"`
-		SigningAlgs     []string `json:"id_token_signing_alg_values_supported"`
-		SubjectTypes    []string `json:"subject_types_supported"`
-		ClaimsSupported []string `json:"claims_supported"`
-	}{
+	doc := discovery{
 		Issuer:          resp.GetIssuer(),
 		JWKSURI:         jwksURI(resp.GetIssuer(), r),
 		SigningAlgs:     algs,
 		SubjectTypes:    []string{"public"},
 		ClaimsSupported: []string{"iss", "aud", "exp", "iat", "jti", "sub", "scope", "metadata"},
 	}
+	if base, ok := issuerBase(resp.GetIssuer()); ok && k.provider && hasAsymmetric(algs) {
+		doc.provider(base)
+	}
 	body, _ := json.Marshal(doc)
 	writeCacheable(w, r, body, discoveryMaxAge)
+}
+
+// discovery is the OpenID discovery document (OpenID Connect Discovery
+// 1.0 section 3, Back-Channel Logout 1.0 section 2.1, RP-Initiated Logout
+// 1.0 section 2.1, RFC 8414, RFC 9207).
+type discovery struct {
+	Issuer                   string   `json:"issuer"`
+	AuthorizationEndpoint    string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint            string   `json:"token_endpoint,omitempty"`
+	UserinfoEndpoint         string   `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint       string   `json:"end_session_endpoint,omitempty"`
+	JWKSURI                  string   `json:"jwks_uri"`
+	ScopesSupported          []string `json:"scopes_supported,omitempty"`
+	ResponseTypes            []string `json:"response_types_supported,omitempty"`
+	ResponseModes            []string `json:"response_modes_supported,omitempty"`
+	GrantTypes               []string `json:"grant_types_supported,omitempty"`
+	SigningAlgs              []string `json:"id_token_signing_alg_values_supported"`
+	SubjectTypes             []string `json:"subject_types_supported"`
+	TokenAuthMethods         []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	TokenAuthSigningAlgs     []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	CodeChallengeMethods     []string `json:"code_challenge_methods_supported,omitempty"`
+	ClaimsSupported          []string `json:"claims_supported"`
+	BackchannelLogout        bool     `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSession bool     `json:"backchannel_logout_session_supported,omitempty"`
+	IssParameter             bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+}
+
+// provider adds the OpenID provider's endpoints and capabilities.
+func (d *discovery) provider(base string) {
+	d.AuthorizationEndpoint = base + authorizePath
+	d.TokenEndpoint = base + tokenPath
+	d.UserinfoEndpoint = base + userinfoPath
+	d.EndSessionEndpoint = base + endSession
+	d.ScopesSupported = []string{"openid", "profile", "email"}
+	d.ResponseTypes = []string{"code"}
+	d.ResponseModes = []string{"query"}
+	d.GrantTypes = []string{"authorization_code"}
+	d.TokenAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	d.TokenAuthSigningAlgs = []string{"ES256", "EdDSA", "RS256"}
+	d.CodeChallengeMethods = []string{"S256"}
+	d.ClaimsSupported = append(d.ClaimsSupported, "sid", "nonce", "auth_time", "acr", "amr", "name", "email", "roles")
+	d.BackchannelLogout = true
+	d.BackchannelLogoutSession = true
+	d.IssParameter = true
+}
+
+// issuerBase is the issuer without its trailing slash, when it is an
+// http(s) URL.
+func issuerBase(issuer string) (string, bool) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", false
+	}
+	return strings.TrimSuffix(issuer, "/"), true
+}
+
+// hasAsymmetric: ID tokens need a published key (not the shared HS512).
+func hasAsymmetric(algs []string) bool {
+	for _, a := range algs {
+		if a != "HS512" {
+			return true
+		}
+	}
+	return false
 }
 
 // jwksURI is where the JWK set is: under the issuer when the issuer is an

@@ -1,15 +1,19 @@
 // Command session runs the session service: clinicians' login details and
 // clinician sign-in on SEND entry devices, served over gRPC
-// (dhos.session.v1.SessionService) on SESSION_GRPC_ADDR. It calls the
-// device service (DEVICE_GRPC_ADDR) and the token service
-// (TOKEN_GRPC_ADDR).
+// (dhos.session.v1.SessionService) on SESSION_GRPC_ADDR, and browser
+// sign-in (upstream OpenID Connect providers, local passwords, sessions,
+// the OpenID provider of the client apps) over HTTP on SESSION_HTTP_ADDR,
+// which the edge forwards. It calls the device service (DEVICE_GRPC_ADDR)
+// and the token service (TOKEN_GRPC_ADDR). See docs/sessions.md.
 package main
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
@@ -23,6 +27,9 @@ import (
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
 	"github.com/dhosauth/dhosauth/services/session/internal/sessiondb"
 	"github.com/dhosauth/dhosauth/services/session/internal/sessiongrpc"
+	"github.com/dhosauth/dhosauth/services/session/internal/sso"
+	"github.com/dhosauth/dhosauth/services/session/internal/ssohttp"
+	"github.com/dhosauth/dhosauth/services/session/internal/upstream"
 	"google.golang.org/grpc"
 )
 
@@ -42,6 +49,7 @@ func run(ctx context.Context) error {
 	l := config.NewLoader()
 	common := service.LoadCommon(l, "session")
 	allowDrop := l.Bool("ALLOW_DROP_DATA", false)
+	browser := loadSSO(l, common)
 	logger, logErr := common.Logger()
 	if logErr != nil {
 		l.Fail("%v", logErr)
@@ -50,6 +58,9 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	logger.Info("starting", append([]any{"store", common.StoreName(), "environment", string(common.Environment)}, l.Summary()...)...)
+	for _, n := range browser.Notes {
+		logger.Warn(n)
+	}
 	ops, err := service.StartOps(ctx, common, logger, "")
 	if err != nil {
 		return err
@@ -98,7 +109,20 @@ func run(ctx context.Context) error {
 	stopAudit := common.StartAuditPublisher(ctx, db, logger)
 	defer stopAudit()
 
-	return service.Serve(ctx, service.ServerOptions{
+	// Browser sign-in: upstream providers, sessions, the OpenID provider
+	// of the client apps, on its own HTTP listener.
+	rctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	var browserSvc *sso.Service
+	httpDone := make(chan error, 1)
+	if browser.HTTPListen != "off" {
+		browserSvc, err = startBrowser(rctx, common, browser, db, svc, tokenv1.NewTokenServiceClient(tokenConn), verifier, logger, httpDone, stopAll)
+		if err != nil {
+			return err
+		}
+	}
+
+	err = service.Serve(rctx, service.ServerOptions{
 		Name:     "session",
 		Addr:     common.Serve.GRPCListen,
 		Ops:      ops,
@@ -106,9 +130,66 @@ func run(ctx context.Context) error {
 		Guard:    guard,
 		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
 		Register: func(g *grpc.Server) {
-			sessiongrpc.New(svc).Register(g)
+			sessiongrpc.New(svc).WithSSO(browserSvc).Register(g)
 			auditgrpc.New(db).Register(g)
 		},
 		Ready: db.Ping,
 	})
+	stopAll()
+	if browserSvc != nil {
+		if herr := <-httpDone; herr != nil && err == nil {
+			err = herr
+		}
+	}
+	return err
+}
+
+// startBrowser builds browser sign-in and serves its HTTP listener until
+// ctx ends (a listener failure stops the whole service through stop). It
+// returns nil, nil when the issuer is not an http(s) URL: browser sign-in
+// needs the edge's public address.
+func startBrowser(ctx context.Context, common service.Common, b ssoSettings, db storage.DB, clinicians *session.Service,
+	tok tokenv1.TokenServiceClient, verifier *auth.Verifier, logger *slog.Logger, done chan<- error, stop func()) (*sso.Service, error) {
+	if !strings.HasPrefix(common.Issuer, "https://") && !strings.HasPrefix(common.Issuer, "http://") {
+		logger.Warn("browser sign-in is off: TOKEN_ISSUER is not an http(s) URL (set it to the edge's public address)")
+		return nil, nil
+	}
+	providers := make([]sso.Upstream, 0, len(b.Providers))
+	for _, pc := range b.Providers {
+		p, err := upstream.New(pc, upstream.Options{Leeway: common.Trust.Leeway})
+		if err != nil {
+			return nil, err
+		}
+		providers = append(providers, p)
+	}
+	svc, err := sso.New(sso.Config{
+		Issuer:          common.Issuer,
+		Providers:       providers,
+		Clients:         b.Clients,
+		LocalLogin:      b.LocalLogin,
+		RoleScopes:      b.RoleScopes,
+		IdleTimeout:     b.Idle,
+		AbsoluteTimeout: b.Absolute,
+		StateKey:        stateKey(common.InternalKey),
+		SuiteKeys:       &auth.RemoteKeys{Fetch: service.JWKSFetcher(tok), MinRefresh: service.DefaultJWKSRefresh},
+		AccessVerifier:  verifier,
+		Leeway:          common.Trust.Leeway,
+		Logger:          logger,
+	}, sessiondb.New(db), clinicians, sessiongrpc.SSOTokens{Client: tok})
+	if err != nil {
+		return nil, err
+	}
+	go svc.RunDeliveries(ctx, nil)
+	go func() {
+		err := ssohttp.Serve(ctx, ssohttp.ServeOptions{
+			Addr: b.HTTPListen, Handler: ssohttp.New(svc, logger), Logger: logger, ShutdownTimeout: common.Serve.ShutdownTimeout,
+		})
+		if err != nil {
+			logger.Error("browser sign-in listener failed", "error", err.Error())
+			stop()
+		}
+		done <- err
+	}()
+	logger.Info("browser sign-in", "providers", len(providers), "clients", len(b.Clients), "local_login", b.LocalLogin)
+	return svc, nil
 }

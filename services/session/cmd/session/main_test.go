@@ -30,6 +30,7 @@ func TestRunServes(t *testing.T) {
 	t.Setenv("ENVIRONMENT", "DEVELOPMENT")
 	t.Setenv("DATA_DIR", t.TempDir())
 	t.Setenv("SESSION_GRPC_ADDR", "127.0.0.1:0")
+	t.Setenv("SESSION_HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("OPS_ADDR", "127.0.0.1:0")
 	t.Setenv("LOG_LEVEL", "ERROR")
 	t.Setenv("DATABASE_URL", "")

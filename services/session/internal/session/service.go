@@ -12,6 +12,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 )
 
 // ServiceName is what *_by fields record when no principal made the call.
@@ -309,4 +310,18 @@ func (s *Service) DropData(ctx context.Context) error {
 		return fmt.Errorf("drop clinicians: %w", err)
 	}
 	return nil
+}
+
+// Clinician tells browser sign-in (package sso) whether a clinician
+// exists and may sign in: the login active and the contract not ended.
+func (s *Service) Clinician(ctx context.Context, id string) (sso.ClinicianInfo, error) {
+	c, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return sso.ClinicianInfo{}, nil
+	}
+	if err != nil {
+		return sso.ClinicianInfo{}, fmt.Errorf("read clinician: %w", err)
+	}
+	ended := c.ContractExpiryEODDate != nil && *c.ContractExpiryEODDate < s.cfg.Now().UTC().Format(apitime.DateLayout)
+	return sso.ClinicianInfo{Exists: true, Active: c.LoginActive && !ended, Groups: c.Groups}, nil
 }

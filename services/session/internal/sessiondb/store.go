@@ -131,8 +131,10 @@ func (s *Store) SetLoginActive(ctx context.Context, id string, active bool, modi
 // DropAll implements session.Store.
 func (s *Store) DropAll(ctx context.Context, ev audit.Event) error {
 	return s.db.Tx(ctx, func(q storage.Querier) error {
-		if _, err := q.Exec(ctx, "DELETE FROM clinicians"); err != nil {
-			return err
+		for _, t := range []string{"clinicians", "browser_sessions", "session_clients", "login_states", "authorization_codes", "seen_jtis", "local_passwords", "logout_deliveries"} {
+			if _, err := q.Exec(ctx, "DELETE FROM "+t); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, q, ev)
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
+	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -23,10 +24,18 @@ func Rules() (auth.Rules, error) {
 type Server struct {
 	sessionv1.UnimplementedSessionServiceServer
 	svc *session.Service
+	sso *sso.Service
 }
 
 // New returns a Server.
 func New(svc *session.Service) *Server { return &Server{svc: svc} }
+
+// WithSSO adds the browser sessions (ListSessions, EndSessions,
+// SetLocalPassword); without them those RPCs answer FAILED_PRECONDITION.
+func (s *Server) WithSSO(b *sso.Service) *Server {
+	s.sso = b
+	return s
+}
 
 // Register adds the server to g.
 func (s *Server) Register(g *grpc.Server) { sessionv1.RegisterSessionServiceServer(g, s) }

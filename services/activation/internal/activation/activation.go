@@ -38,6 +38,10 @@ type PatientActivation struct {
 	ExpiresAt time.Time
 	// Completed is when the activation was used, nil while unused.
 	Completed *time.Time
+	// PatientActivated reports that the patient has completed an
+	// activation before (set by PatientActivationByCode only): validating
+	// this one is a re-activation, which revokes the patient's tokens.
+	PatientActivated bool
 	Audit
 }
 

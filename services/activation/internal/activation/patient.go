@@ -220,8 +220,13 @@ func (s *Service) ValidatePatientActivation(ctx context.Context, code, otp strin
 	// service cannot record it, the activation stays unused and the caller
 	// gets UNAVAILABLE and may simply try again. (Revoking after the
 	// completion instead would leave the patient, on a failure, with a
-	// used activation and no authorisation code.)
-	if s.revoker != nil {
+	// used activation and no authorisation code.) A patient's first
+	// activation revokes nothing: without an earlier authorisation code no
+	// patient token can have been issued, and only this activation, the
+	// patient's one unused activation, can complete meanwhile. That spares
+	// the common case a call to the token service, a write there, and a
+	// revocation every service would poll and keep.
+	if s.revoker != nil && a.PatientActivated {
 		if err := s.revoker.RevokePatient(ctx, a.PatientID, "patient activated again"); err != nil {
 			return PatientValidation{}, err
 		}

@@ -32,6 +32,7 @@ func TestConformance(t *testing.T) {
 			{"ReissuePatientActivation", testReissuePatientActivation},
 			{"RecordFailedAttempt", testRecordFailedAttempt},
 			{"CompletePatientActivation", testCompletePatientActivation},
+			{"PatientActivatedBefore", testPatientActivatedBefore},
 			{"CompletedPatientActivations", testCompletedPatientActivations},
 			{"PatientAuthCodeHash", testPatientAuthCodeHash},
 			{"IssueDeviceActivation", testIssueDeviceActivation},
@@ -236,6 +237,29 @@ func testRecordFailedAttempt(t *testing.T, s *activationdb.Store) {
 	if err != nil || counted {
 		t.Fatalf("unknown activation: counted=%v err=%v", counted, err)
 	}
+}
+
+// PatientActivationByCode says whether the patient has completed an
+// activation before: only a re-activation revokes the patient's tokens.
+func testPatientActivatedBefore(t *testing.T, s *activationdb.Store) {
+	ctx := context.Background()
+	now := apitime.Now()
+	first := newPatientActivation(t, "patient-"+uuid.NewString(), now)
+	mustCreate(t, s, first)
+	got, err := s.PatientActivationByCode(ctx, first.CodeHash)
+	if err != nil || got.PatientActivated {
+		t.Fatalf("first activation: PatientActivated=%v, %v; want false", got.PatientActivated, err)
+	}
+	if err := s.CompletePatientActivation(ctx, completion(first, now, randomHash(t))); err != nil {
+		t.Fatal(err)
+	}
+	second := newPatientActivation(t, first.PatientID, now.Add(time.Second))
+	mustCreate(t, s, second)
+	got, err = s.PatientActivationByCode(ctx, second.CodeHash)
+	if err != nil || !got.PatientActivated {
+		t.Fatalf("second activation: PatientActivated=%v, %v; want true", got.PatientActivated, err)
+	}
+	equalPatientActivation(t, got, second)
 }
 
 func testCompletePatientActivation(t *testing.T, s *activationdb.Store) {

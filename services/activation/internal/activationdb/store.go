@@ -148,10 +148,24 @@ func (s *Store) ReissuePatientActivation(ctx context.Context, a activation.Patie
 	}))
 }
 
-// PatientActivationByCode implements activation.Store.
+// PatientActivationByCode implements activation.Store: the activation,
+// and whether its patient has an authorisation code (has completed an
+// activation before), in one query.
 func (s *Store) PatientActivationByCode(ctx context.Context, codeHash []byte) (activation.PatientActivation, error) {
-	return scanPatientActivation(s.db.QueryRow(ctx,
-		`SELECT `+patientActivationColumns+` FROM patient_activation WHERE code_hash = $1`, codeHash))
+	var a activation.PatientActivation
+	err := s.db.QueryRow(ctx,
+		`SELECT a.id, a.patient_id, a.code_hash, a.otp_hash, a.attempts, a.expires_at, a.completed,
+		        a.created, a.created_by, a.modified, a.modified_by, p.auth_code_hash IS NOT NULL
+		 FROM patient_activation a JOIN patient p ON p.id = a.patient_id WHERE a.code_hash = $1`, codeHash,
+	).Scan(&a.ID, &a.PatientID, &a.CodeHash, &a.OTPHash, &a.Attempts, &a.ExpiresAt, &a.Completed,
+		&a.Created, &a.CreatedBy, &a.Modified, &a.ModifiedBy, &a.PatientActivated)
+	if err != nil {
+		return a, translate(err)
+	}
+	a.ExpiresAt = a.ExpiresAt.UTC()
+	a.Created, a.Modified = a.Created.UTC(), a.Modified.UTC()
+	a.Completed = utcPtr(a.Completed)
+	return a, nil
 }
 
 // RecordFailedAttempt implements activation.Store. The condition is

@@ -24,9 +24,10 @@ func (f *fakeRevoker) RevokePatient(_ context.Context, id, reason string) error 
 }
 
 // TestValidationRevokesEarlierTokens: a successful patient validation
-// revokes the patient's earlier tokens first; when that cannot be
-// recorded, the activation stays unused and the caller gets UNAVAILABLE,
-// so a retry succeeds.
+// that re-activates the patient revokes the patient's earlier tokens
+// first; when that cannot be recorded, the activation stays unused and the
+// caller gets UNAVAILABLE, so a retry succeeds. A first activation has no
+// earlier tokens to revoke.
 func TestValidationRevokesEarlierTokens(t *testing.T) {
 	rev := &fakeRevoker{}
 	forEachBackend(t, options{revoker: rev}, func(t *testing.T, e *env) {
@@ -34,6 +35,15 @@ func TestValidationRevokesEarlierTokens(t *testing.T) {
 		rev.calls, rev.err = nil, apperr.Unavailable(errors.New("down"), "the token service did not answer, try again")
 		rev.mu.Unlock()
 		act := e.createPatient("patient-r")
+		if _, err := e.validatePatient(act.GetActivationCode(), act.GetOtp()); err != nil {
+			t.Fatalf("first activation: %v", err)
+		}
+		rev.mu.Lock()
+		if len(rev.calls) != 0 {
+			t.Fatalf("a first activation revoked: %v", rev.calls)
+		}
+		rev.mu.Unlock()
+		act = e.createPatient("patient-r")
 		_, err := e.validatePatient(act.GetActivationCode(), act.GetOtp())
 		wantCode(t, err, codes.Unavailable)
 

@@ -116,13 +116,13 @@ func (s *Service) Wake() {
 // with deliveryTimeout and no redirects.
 func (s *Service) RunDeliveries(ctx context.Context, client *http.Client) {
 	if client == nil {
-		client = &http.Client{Timeout: deliveryTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		client = defaultDeliveryClient()
 	}
 	t := time.NewTicker(deliveryPoll)
 	defer t.Stop()
 	lastPrune := time.Time{}
 	for {
-		s.deliverDue(ctx, client)
+		s.DeliverDue(ctx, client)
 		if time.Since(lastPrune) > 10*time.Minute {
 			now := s.now()
 			if err := s.store.Prune(ctx, now, now.Add(-keepEnded)); err != nil && ctx.Err() == nil {
@@ -139,8 +139,12 @@ func (s *Service) RunDeliveries(ctx context.Context, client *http.Client) {
 	}
 }
 
-// deliverDue makes one attempt at every due delivery.
-func (s *Service) deliverDue(ctx context.Context, client *http.Client) {
+// DeliverDue makes one attempt at every due delivery (RunDeliveries calls
+// it; tests call it directly).
+func (s *Service) DeliverDue(ctx context.Context, client *http.Client) {
+	if client == nil {
+		client = defaultDeliveryClient()
+	}
 	now := s.now()
 	due, err := s.store.DueDeliveries(ctx, now, 50)
 	if err != nil {
@@ -214,4 +218,9 @@ func (s *Service) send(ctx context.Context, client *http.Client, c *Client, d De
 		return fmt.Errorf("the app answered HTTP %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// defaultDeliveryClient bounds each POST and follows no redirect.
+func defaultDeliveryClient() *http.Client {
+	return &http.Client{Timeout: deliveryTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -249,7 +250,7 @@ func TestSSOProtocol(t *testing.T) {
 			if m == nil || !strings.Contains(m[1], "provider=upstream") {
 				t.Fatalf("sign-in page without the provider:\n%s", page)
 			}
-			final, _, page = get(t, c, s.URL+strings.ReplaceAll(m[1], "&amp;", "&"))
+			final, _, page = get(t, c, s.URL+html.UnescapeString(m[1]))
 			if !strings.HasPrefix(final, w.up.URL) {
 				t.Fatalf("went to %s, want the upstream", final)
 			}
@@ -464,5 +465,81 @@ func TestSSOProtocol(t *testing.T) {
 				t.Errorf("session after admin end: %d", st)
 			}
 		})
+	}
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// TestLocalSignInAndLogout: a clinician with a local password (no
+// identity provider) signs in on the suite's form on the way to a sibling
+// app, and the app's RP-initiated logout ends the session everywhere.
+func TestLocalSignInAndLogout(t *testing.T) {
+	forEachBackendSSO(t, func(t *testing.T, w *ssoWorld) {
+		s := w.s
+		Expect(t, s.Do("POST", "/dhos/v1/clinician", w.admin, map[string]any{
+			"clinician_id": "c-local", "login_active": true, "products": []any{"send"}, "groups": []any{"send clinician"},
+		}), 201)
+		password := "correct horse battery staple"
+		s.Secret(password)
+		Expect(t, s.Do("PUT", "/dhos/v1/clinician/c-local/password", w.admin, map[string]any{"password": "short"}), 400)
+		Expect(t, s.Do("PUT", "/dhos/v1/clinician/c-local/password", w.admin, map[string]any{"password": password}), 200)
+		Expect(t, s.Do("PUT", "/dhos/v1/clinician/c-local/password", s.SystemToken(t, "write:send_device"), map[string]any{"password": password}), 403)
+
+		c := newBrowser(t)
+		final, _, page := get(t, c, w.app1.URL+"/")
+		m := csrfRe.FindStringSubmatch(page)
+		if !strings.HasPrefix(final, s.URL+"/login?") || m == nil {
+			t.Fatalf("sign-in page %s:\n%s", final, page)
+		}
+		returnTo := regexp.MustCompile(`name="return_to" value="([^"]+)"`).FindStringSubmatch(page)
+		form := url.Values{"username": {"c-local"}, "password": {"wrong password!"}, "csrf": {m[1]}, "return_to": {html.UnescapeString(returnTo[1])}}
+		resp, err := c.PostForm(s.URL+"/login/local", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Fatalf("wrong password: %d", resp.StatusCode)
+		}
+		// The form's value is single use: open the page again.
+		_, _, page = get(t, c, final)
+		form.Set("csrf", csrfRe.FindStringSubmatch(page)[1])
+		form.Set("password", password)
+		resp, err = c.PostForm(s.URL+"/login/local", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Request.URL.String() != w.app1.URL+"/" || !strings.Contains(string(b), "hello c-local from app1") {
+			t.Fatalf("local sign-in ended at %s: %s", resp.Request.URL, b)
+		}
+		if !w.hasEvent(t, "session sign-in", "failure", reasonHas("wrong password")) || !w.hasEvent(t, "session sign-in", "success", func(e auditEvent) bool { return e.EventData["provider"] == "local" }) {
+			t.Error("local sign-ins not audited")
+		}
+
+		// RP-initiated logout with the app's ID token as the hint.
+		as, _ := w.app1.session()
+		s.Secret(as.IDToken)
+		q := url.Values{"id_token_hint": {as.IDToken}, "post_logout_redirect_uri": {"https://evil.example/"}, "state": {"x"}}
+		if _, st, _ := get(t, c, s.URL+"/logout?"+q.Encode()); st != 400 {
+			t.Errorf("unregistered post_logout_redirect_uri: %d", st)
+		}
+		q.Set("post_logout_redirect_uri", w.app1.URL+"/signed-out")
+		final, st, body := get(t, c, s.URL+"/logout?"+q.Encode())
+		if st != 200 || final != w.app1.URL+"/signed-out?state=x" || !strings.Contains(body, "signed out of app1") {
+			t.Fatalf("logout: %d %s %s", st, final, body)
+		}
+		waitFor(t, 15*time.Second, "app1's logout token", func() bool { return w.app1.logouts.Load() == 1 })
+		if _, st, _ := get(t, c, s.URL+"/session"); st != 401 {
+			t.Errorf("session after logout: %d", st)
+		}
+	})
+}
+
+// forEachBackendSSO runs fn against an SSO world on each store.
+func forEachBackendSSO(t *testing.T, fn func(t *testing.T, w *ssoWorld)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { fn(t, startSSO(t, b.env(t))) })
 	}
 }

@@ -38,7 +38,9 @@ func (c *clock) add(d time.Duration) {
 // clinicians is a fake clinician lookup.
 type clinicians map[string]sso.ClinicianInfo
 
-func (c clinicians) Clinician(_ context.Context, id string) (sso.ClinicianInfo, error) { return c[id], nil }
+func (c clinicians) Clinician(_ context.Context, id string) (sso.ClinicianInfo, error) {
+	return c[id], nil
+}
 
 // tokens is a fake token service.
 type tokens struct {

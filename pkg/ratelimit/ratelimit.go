@@ -124,7 +124,11 @@ type Store struct {
 }
 
 // New returns a Store on db, whose migrations must include Migrations().
-func New(db storage.DB) *Store { return &Store{db: db, now: time.Now} }
+// Counts are written with relaxed durability (storage.Relaxed): a
+// database crash may forget the last moments' counts, which costs an
+// attacker's budget a few attempts at most, and spares every attempt a
+// WAL flush while it holds its buckets' rows.
+func New(db storage.DB) *Store { return &Store{db: storage.Relaxed(db), now: time.Now} }
 
 // WithClock returns s with another clock (tests).
 func (s *Store) WithClock(now func() time.Time) *Store { s.now = now; return s }
@@ -132,27 +136,45 @@ func (s *Store) WithClock(now func() time.Time) *Store { s.now = now; return s }
 // pruneEvery is how often a process deletes expired counters.
 const pruneEvery = time.Minute
 
-// upsert counts one hit in a bucket, rolling its windows forward when the
-// current one has passed. A replica whose clock is behind counts into the
-// newer window already stored instead of moving it back.
+// upsertRow is one bucket's row in upsert: id, window start, expiry (two
+// windows on: the window is half the span from the start to the expiry).
+const upsertRow = "($%d, $%d, 1, 0, $%d)"
+
+// upsert counts one hit in each bucket of its VALUES, in one statement,
+// rolling a bucket's windows forward when its current one has passed. A
+// replica whose clock is behind counts into the newer window already
+// stored instead of moving it back. Rows are locked in VALUES order.
 const upsert = `INSERT INTO rate_limit (bucket, window_start, hits, prev_hits, expires_at)
-VALUES ($1, $2, 1, 0, $3)
+VALUES %s
 ON CONFLICT (bucket) DO UPDATE SET
   prev_hits = CASE WHEN rate_limit.window_start >= excluded.window_start THEN rate_limit.prev_hits
-                   WHEN rate_limit.window_start = excluded.window_start - $4 THEN rate_limit.hits
+                   WHEN rate_limit.window_start = excluded.window_start - (excluded.expires_at - excluded.window_start) / 2 THEN rate_limit.hits
                    ELSE 0 END,
   hits = CASE WHEN rate_limit.window_start >= excluded.window_start THEN rate_limit.hits + 1 ELSE 1 END,
   window_start = CASE WHEN rate_limit.window_start >= excluded.window_start THEN rate_limit.window_start ELSE excluded.window_start END,
   expires_at = CASE WHEN rate_limit.window_start >= excluded.window_start THEN rate_limit.expires_at ELSE excluded.expires_at END
-RETURNING hits, prev_hits, window_start`
+RETURNING bucket, hits, prev_hits, window_start`
 
-// errRefused rolls back a Take that found a full bucket.
-var errRefused = fmt.Errorf("ratelimit: refused")
+// upserts are the statements for one to four buckets (the callers count
+// an attempt in at most three).
+var upserts = func() []string {
+	out := []string{""}
+	for n := 1; n <= 4; n++ {
+		rows := make([]string, n)
+		for i := range rows {
+			rows[i] = fmt.Sprintf(upsertRow, 3*i+1, 3*i+2, 3*i+3)
+		}
+		out = append(out, fmt.Sprintf(upsert, strings.Join(rows, ", ")))
+	}
+	return out
+}()
 
 // Take counts one attempt in each bucket (limits that are off are
-// skipped), in one transaction: either every bucket counts it, or, when
-// one of them is full, none does and the reservation is not Allowed.
-// Buckets are locked in a fixed order, so concurrent Takes never deadlock.
+// skipped) with one statement: either every bucket counts it or none does.
+// When one of them is full the count is given back at once and the
+// reservation is not Allowed (meanwhile concurrent attempts see it, which
+// errs on the safe side). Buckets are locked in a fixed order, so
+// concurrent Takes never deadlock.
 func (s *Store) Take(ctx context.Context, buckets ...Bucket) (Reservation, error) {
 	now := s.now()
 	nowMS := now.UnixMilli()
@@ -171,30 +193,55 @@ func (s *Store) Take(ctx context.Context, buckets ...Bucket) (Reservation, error
 	}
 	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.id, b.id) })
 	items = slices.CompactFunc(items, func(a, b item) bool { return a.id == b.id })
-	res := Reservation{Allowed: true}
-	err := s.db.Tx(ctx, func(q storage.Querier) error {
-		res.taken = res.taken[:0]
-		for _, it := range items {
-			w := it.b.Limit.Window.Milliseconds()
-			ws := nowMS - nowMS%w
-			var hits, prev int
-			var gotWS int64
-			if err := q.QueryRow(ctx, upsert, it.id, ws, ws+2*w, w).Scan(&hits, &prev, &gotWS); err != nil {
-				return err
-			}
-			if wait, full := over(it.b.Limit, hits, prev, gotWS, nowMS); full {
-				res = Reservation{Allowed: false, RetryAfter: wait, Refused: it.b.Limit.Name}
-				return errRefused
-			}
-			res.taken = append(res.taken, taken{id: it.id, windowStart: gotWS, window: w})
-		}
-		return nil
-	})
-	if err == errRefused {
-		return res, nil
+	if len(items) >= len(upserts) {
+		return Reservation{}, fmt.Errorf("ratelimit: at most %d buckets per attempt", len(upserts)-1)
 	}
+	args := make([]any, 0, 3*len(items))
+	for _, it := range items {
+		w := it.b.Limit.Window.Milliseconds()
+		ws := nowMS - nowMS%w
+		args = append(args, it.id, ws, ws+2*w)
+	}
+	type counted struct {
+		hits, prev int
+		ws         int64
+	}
+	got := make(map[string]counted, len(items))
+	rows, err := s.db.Query(ctx, upserts[len(items)], args...)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("ratelimit: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var c counted
+		if err := rows.Scan(&id, &c.hits, &c.prev, &c.ws); err != nil {
+			rows.Close()
+			return Reservation{}, fmt.Errorf("ratelimit: %w", err)
+		}
+		got[id] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Reservation{}, fmt.Errorf("ratelimit: %w", err)
+	}
+	res := Reservation{Allowed: true}
+	for _, it := range items {
+		c, ok := got[it.id]
+		if !ok {
+			return Reservation{}, fmt.Errorf("ratelimit: bucket %s not counted", it.b.Limit.Name)
+		}
+		res.taken = append(res.taken, taken{id: it.id, windowStart: c.ws, window: it.b.Limit.Window.Milliseconds()})
+		if wait, full := over(it.b.Limit, c.hits, c.prev, c.ws, nowMS); full && res.Allowed {
+			res.Allowed, res.RetryAfter, res.Refused = false, wait, it.b.Limit.Name
+		}
+	}
+	if !res.Allowed {
+		// Nothing counts a refused attempt.
+		if err := s.giveBack(ctx, res.taken); err != nil {
+			return Reservation{}, err
+		}
+		res.taken = nil
+		return res, nil
 	}
 	s.maybePrune(ctx, now)
 	return res, nil
@@ -240,9 +287,14 @@ func (s *Store) Return(ctx context.Context, r Reservation) error {
 	if !r.Allowed || len(r.taken) == 0 {
 		return nil
 	}
+	return s.giveBack(ctx, r.taken)
+}
+
+// giveBack uncounts what was taken, in one transaction (one round trip).
+func (s *Store) giveBack(ctx context.Context, taken []taken) error {
 	err := s.db.Tx(ctx, func(q storage.Querier) error {
-		for _, t := range r.taken {
-			if _, err := q.Exec(ctx,
+		for _, t := range taken {
+			if err := storage.Defer(ctx, q,
 				`UPDATE rate_limit SET
 				   hits = CASE WHEN window_start = $2 AND hits > 0 THEN hits - 1 ELSE hits END,
 				   prev_hits = CASE WHEN window_start = $2 + $3 AND prev_hits > 0 THEN prev_hits - 1 ELSE prev_hits END

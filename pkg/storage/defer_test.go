@@ -98,3 +98,56 @@ func TestDeferredStatementsAreTransactional(t *testing.T) {
 		}
 	})
 }
+
+// A relaxed view writes like the database it views, and on PostgreSQL
+// relaxes only its own transactions' commits.
+func TestRelaxed(t *testing.T) {
+	storagetest.Each(t, migrations, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		var server string
+		if db.Dialect() == storage.Postgres {
+			if err := db.QueryRow(ctx, "SHOW synchronous_commit").Scan(&server); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := storage.Relaxed(db)
+		at := time.Now().UTC().Truncate(time.Millisecond)
+		if _, err := r.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "r1", 1, at); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := r.QueryRow(ctx, "UPDATE items SET n = n + 1 WHERE id = $1 RETURNING n", "r1").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("relaxed update returning: %d, %v", n, err)
+		}
+		if err := r.QueryRow(ctx, "UPDATE items SET n = n + 1 WHERE id = $1 RETURNING n", "none").Scan(&n); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("relaxed update of no row: %v, want ErrNotFound", err)
+		}
+		err := r.Tx(ctx, func(q storage.Querier) error {
+			if db.Dialect() == storage.Postgres {
+				var sc string
+				if err := q.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sc); err != nil || sc != "off" {
+					t.Errorf("synchronous_commit in a relaxed transaction: %q, %v", sc, err)
+				}
+			}
+			if _, err := q.Exec(ctx, "UPDATE items SET n = n + 1 WHERE id = $1", "r1"); err != nil {
+				return err
+			}
+			return storage.Defer(ctx, q, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "r1", 9, at) // conflict
+		})
+		if !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("relaxed transaction: %v, want ErrConflict", err)
+		}
+		if err := db.QueryRow(ctx, "SELECT n FROM items WHERE id = $1", "r1").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("n = %d, %v after a failed relaxed transaction, want 2", n, err)
+		}
+		r.Close() // a view: db stays open
+		if db.Dialect() == storage.Postgres {
+			for range 10 {
+				var sc string
+				if err := db.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sc); err != nil || sc != server {
+					t.Fatalf("synchronous_commit outside relaxed transactions: %q, %v", sc, err)
+				}
+			}
+		}
+	})
+}

@@ -16,7 +16,17 @@ import (
 type pgDB struct {
 	pool        *pgxpool.Pool
 	stopMetrics func()
+	// relaxed: commits do not wait for the WAL flush (Relaxed).
+	relaxed bool
 }
+
+// relaxedCommit, run in a transaction, makes its commit return before the
+// WAL is flushed (for that transaction only).
+const relaxedCommit = "SELECT set_config('synchronous_commit', 'off', true)"
+
+// relax returns a copy of d whose transactions commit without waiting for
+// the WAL flush; it shares d's pool, and Close stays d's.
+func (d *pgDB) relax() DB { return &pgDB{pool: d.pool, relaxed: true} }
 
 func openPostgres(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
@@ -112,6 +122,9 @@ func applyPG(ctx context.Context, conn *pgx.Conn, schema string, set migrationSe
 
 func (d *pgDB) Dialect() Dialect { return Postgres }
 func (d *pgDB) Close() {
+	if d.relaxed {
+		return // a view of another pgDB, which owns the pool
+	}
 	if d.stopMetrics != nil {
 		d.stopMetrics()
 	}
@@ -124,14 +137,81 @@ func (d *pgDB) Pool() *pgxpool.Pool { return d.pool }
 func (d *pgDB) Ping(ctx context.Context) error { return translatePG(d.pool.Ping(ctx)) }
 
 func (d *pgDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if d.relaxed {
+		br := d.relaxedBatch(ctx, sql, args)
+		_, err := br.Exec()
+		var tag pgconn.CommandTag
+		if err == nil {
+			tag, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return tag.RowsAffected(), translatePG(err)
+	}
 	return pgExec(ctx, d.pool, sql, args)
 }
 
+// relaxedBatch sends a statement after relaxedCommit, in one pipeline: one
+// implicit transaction.
+func (d *pgDB) relaxedBatch(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	b := &pgx.Batch{}
+	b.Queue(relaxedCommit)
+	b.Queue(sql, args...)
+	return d.pool.SendBatch(ctx, b)
+}
+
 func (d *pgDB) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	if d.relaxed {
+		// A write that returns rows (an upsert with RETURNING).
+		br := d.relaxedBatch(ctx, sql, args)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, translatePG(err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			_ = br.Close()
+			return nil, translatePG(err)
+		}
+		return &batchRows{pgRows: pgRows{rows}, br: br}, nil
+	}
 	return pgQuery(ctx, d.pool, sql, args)
 }
 
+// batchRows are rows read from a pipeline, which closes with them.
+type batchRows struct {
+	pgRows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.pgRows.Close()
+	r.err = r.br.Close()
+}
+
+func (r *batchRows) Err() error {
+	if err := r.pgRows.Err(); err != nil {
+		return err
+	}
+	return translatePG(r.err)
+}
+
 func (d *pgDB) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	if d.relaxed {
+		br := d.relaxedBatch(ctx, sql, args)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return errRow{translatePG(err)}
+		}
+		return &batchRow{row: br.QueryRow(), br: br}
+	}
 	return pgRow{d.pool.QueryRow(ctx, sql, args...)}
 }
 
@@ -149,7 +229,7 @@ func (d *pgDB) Tx(ctx context.Context, fn func(q Querier) error) error {
 	// A connection released in the middle of a transaction (a panic in
 	// fn) is closed by the pool, never reused.
 	defer c.Release()
-	t := &pgTx{conn: c.Conn()}
+	t := &pgTx{conn: c.Conn(), relaxed: d.relaxed}
 	if err := fn(t); err != nil {
 		t.rollback(ctx)
 		return translatePG(err)
@@ -184,6 +264,7 @@ func pgQuery(ctx context.Context, c pgConn, sql string, args []any) (Rows, error
 type pgTx struct {
 	conn     *pgx.Conn
 	begun    bool
+	relaxed  bool
 	deferred []deferredStmt
 }
 
@@ -197,8 +278,20 @@ func (t *pgTx) begin(ctx context.Context, sql string, args []any) pgx.BatchResul
 	t.begun = true
 	b := &pgx.Batch{}
 	b.Queue("begin")
+	if t.relaxed {
+		b.Queue(relaxedCommit)
+	}
 	b.Queue(sql, args...)
 	return t.conn.SendBatch(ctx, b)
+}
+
+// began reads the results of what begin sent before the statement.
+func (t *pgTx) began(br pgx.BatchResults) error {
+	_, err := br.Exec()
+	if err == nil && t.relaxed {
+		_, err = br.Exec()
+	}
+	return err
 }
 
 func (t *pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
@@ -206,7 +299,8 @@ func (t *pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error)
 		return pgExec(ctx, t.conn, sql, args)
 	}
 	br := t.begin(ctx, sql, args)
-	tag, err := br.Exec() // begin
+	var tag pgconn.CommandTag
+	err := t.began(br)
 	if err == nil {
 		tag, err = br.Exec()
 	}
@@ -225,6 +319,11 @@ func (t *pgTx) Query(ctx context.Context, sql string, args ...any) (Rows, error)
 		if _, err := t.conn.Exec(ctx, "begin"); err != nil {
 			return nil, translatePG(err)
 		}
+		if t.relaxed {
+			if _, err := t.conn.Exec(ctx, relaxedCommit); err != nil {
+				return nil, translatePG(err)
+			}
+		}
 	}
 	return pgQuery(ctx, t.conn, sql, args)
 }
@@ -234,7 +333,7 @@ func (t *pgTx) QueryRow(ctx context.Context, sql string, args ...any) Row {
 		return pgRow{t.conn.QueryRow(ctx, sql, args...)}
 	}
 	br := t.begin(ctx, sql, args)
-	if _, err := br.Exec(); err != nil { // begin
+	if err := t.began(br); err != nil {
 		_ = br.Close()
 		return errRow{translatePG(err)}
 	}
@@ -254,6 +353,9 @@ func (t *pgTx) commit(ctx context.Context) error {
 		return nil
 	}
 	b := &pgx.Batch{}
+	if t.relaxed && !t.begun {
+		b.Queue(relaxedCommit)
+	}
 	for _, s := range t.deferred {
 		b.Queue(s.sql, s.args...)
 	}

@@ -170,3 +170,17 @@ func Defer(ctx context.Context, q Querier, sql string, args ...any) error {
 	_, err := q.Exec(ctx, sql, args...)
 	return err
 }
+
+// Relaxed returns a view of db (sharing its connections; Close it or not,
+// db stays open) whose writes may be lost in a database crash, the last
+// moments before it: PostgreSQL commits them without waiting for the
+// write-ahead log to reach the disk (synchronous_commit off for those
+// transactions only), so a commit costs no flush and row locks are held
+// for less time. For counters and other state that is cheap to lose, never
+// for records. The embedded SQLite store is returned as is.
+func Relaxed(db DB) DB {
+	if r, ok := db.(interface{ relax() DB }); ok {
+		return r.relax()
+	}
+	return db
+}

@@ -92,6 +92,18 @@ func (c *Client) Post(ctx context.Context, path string, body any, want int, out 
 	return c.call(ctx, "POST "+path, http.MethodPost, path, b, want, out, hdr...)
 }
 
+// xff is the header a load balancer in front of the edge sets: the suite
+// is started with the load generator's address as a trusted proxy
+// (TRUSTED_PROXIES), so each flow comes from a client address of its own,
+// as phones and tablets do, and the per-address limits count per client.
+const xff = "X-Forwarded-For"
+
+// ClientAddress is the client address of flow n: 10.0.0.0/8, one per
+// flow.
+func ClientAddress(n int64) string {
+	return fmt.Sprintf("10.%d.%d.%d", n>>16&0xff, n>>8&0xff, n&0xff)
+}
+
 // Names of the REST steps, as the results report them.
 const (
 	StepCreateActivation = "create activation"
@@ -110,13 +122,15 @@ func PatientFlow(c *Client, admin, run string) Flow {
 	bearer := "Bearer " + admin
 	var n atomic.Int64
 	return func(ctx context.Context, t *Tally) error {
-		patient := fmt.Sprintf("bench-%s-%d", run, n.Add(1))
+		i := n.Add(1)
+		patient := fmt.Sprintf("bench-%s-%d", run, i)
+		from := ClientAddress(i)
 		var act struct {
 			OTP  string `json:"otp"`
 			Code string `json:"activation_code"`
 		}
 		t0 := t.Begin(0)
-		if err := c.call(ctx, StepCreateActivation, http.MethodPost, "/dhos/v1/patient/"+patient+"/activation", nil, http.StatusOK, &act, "Authorization", bearer); err != nil {
+		if err := c.call(ctx, StepCreateActivation, http.MethodPost, "/dhos/v1/patient/"+patient+"/activation", nil, http.StatusOK, &act, "Authorization", bearer, xff, from); err != nil {
 			t.Failed(0)
 			return err
 		}
@@ -125,7 +139,7 @@ func PatientFlow(c *Client, admin, run string) Flow {
 			AuthCode string `json:"authorisation_code"`
 		}
 		t0 = t.Begin(1)
-		if err := c.call(ctx, StepValidate, http.MethodPost, "/dhos/v1/activation/"+act.Code, []byte(`{"otp":"`+act.OTP+`"}`), http.StatusOK, &val); err != nil {
+		if err := c.call(ctx, StepValidate, http.MethodPost, "/dhos/v1/activation/"+act.Code, []byte(`{"otp":"`+act.OTP+`"}`), http.StatusOK, &val, xff, from); err != nil {
 			t.Failed(1)
 			return err
 		}
@@ -134,7 +148,7 @@ func PatientFlow(c *Client, admin, run string) Flow {
 			JWT string `json:"jwt"`
 		}
 		t0 = t.Begin(2)
-		if err := c.call(ctx, StepGetJWT, http.MethodGet, "/dhos/v1/patient/"+patient+"/jwt", nil, http.StatusOK, &tok, "X-Authorisation-Code", val.AuthCode); err != nil {
+		if err := c.call(ctx, StepGetJWT, http.MethodGet, "/dhos/v1/patient/"+patient+"/jwt", nil, http.StatusOK, &tok, "X-Authorisation-Code", val.AuthCode, xff, from); err != nil {
 			t.Failed(2)
 			return err
 		}
@@ -204,11 +218,12 @@ func DeviceFlow(c *Client, admin string, devs *Devices) Flow {
 		}
 		defer func() { devs.free <- i }()
 		id := devs.ids[i]
+		from := ClientAddress(int64(i))
 		var act struct {
 			Code string `json:"code"`
 		}
 		t0 := t.Begin(0)
-		if err := c.call(ctx, StepCreateActivation, http.MethodPost, "/dhos/v1/device/"+id+"/activation", nil, http.StatusOK, &act, "Authorization", bearer); err != nil {
+		if err := c.call(ctx, StepCreateActivation, http.MethodPost, "/dhos/v1/device/"+id+"/activation", nil, http.StatusOK, &act, "Authorization", bearer, xff, from); err != nil {
 			t.Failed(0)
 			return err
 		}
@@ -217,7 +232,7 @@ func DeviceFlow(c *Client, admin string, devs *Devices) Flow {
 			AuthCode string `json:"authorisation_code"`
 		}
 		t0 = t.Begin(1)
-		if err := c.call(ctx, StepValidate, http.MethodPost, "/dhos/v1/activation/"+act.Code+"?type=send_entry", nil, http.StatusOK, &val); err != nil {
+		if err := c.call(ctx, StepValidate, http.MethodPost, "/dhos/v1/activation/"+act.Code+"?type=send_entry", nil, http.StatusOK, &val, xff, from); err != nil {
 			t.Failed(1)
 			return err
 		}
@@ -226,7 +241,7 @@ func DeviceFlow(c *Client, admin string, devs *Devices) Flow {
 			JWT string `json:"jwt"`
 		}
 		t0 = t.Begin(2)
-		if err := c.call(ctx, StepGetJWT, http.MethodGet, "/dhos/v1/device/"+id+"/jwt", nil, http.StatusOK, &tok, "X-Authorisation-Code", val.AuthCode); err != nil {
+		if err := c.call(ctx, StepGetJWT, http.MethodGet, "/dhos/v1/device/"+id+"/jwt", nil, http.StatusOK, &tok, "X-Authorisation-Code", val.AuthCode, xff, from); err != nil {
 			t.Failed(2)
 			return err
 		}
@@ -268,7 +283,7 @@ func ClinicianFlow(c *Client, deviceJWTs, idents []string) Flow {
 		}
 		t0 := t.Begin(0)
 		if err := c.call(ctx, StepClinicianJWT, http.MethodGet, "/dhos/v1/clinician/jwt?send_entry_identifier="+idents[i%len(idents)], nil, http.StatusOK, &tok,
-			"Authorization", "Bearer "+deviceJWTs[i%len(deviceJWTs)]); err != nil {
+			"Authorization", "Bearer "+deviceJWTs[i%len(deviceJWTs)], xff, ClientAddress(int64(i))); err != nil {
 			t.Failed(0)
 			return err
 		}

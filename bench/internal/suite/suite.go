@@ -154,6 +154,9 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 		"TOKEN_ISSUER":      Issuer,
 		"TOKEN_AUDIENCE":    Issuer,
 		"SIGNING_KEYS_DIR":  keys,
+		// The load generator stands for a load balancer in front of the
+		// edge: its X-Forwarded-For names each flow's client.
+		"TRUSTED_PROXIES": "127.0.0.1/32",
 	}
 	for _, p := range Processes[:4] {
 		a, err := freeAddr()

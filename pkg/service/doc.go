@@ -4,6 +4,8 @@
 // process (StartOps: OpenTelemetry from the OTEL_* variables and the ops
 // listener with /livez, /readyz, /metrics and pprof), the gRPC server
 // lifecycle (health, reflection, interceptors, tracing and metrics per
-// RPC, readiness, graceful shutdown) and traced, authenticated clients to
-// the other services.
+// RPC, readiness, graceful shutdown, and every call capped at RPC_TIMEOUT
+// by the Deadline interceptor) and traced, authenticated clients to the
+// other services (each call bounded by CallTimeout, reconnecting within 2s
+// of a service's return).
 package service

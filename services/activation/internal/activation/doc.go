@@ -12,6 +12,14 @@
 // hash key, so a reissued activation shows the same code without it ever
 // being stored.
 //
+// The RPCs that take a secret instead of a token (validation and the
+// patient and device JWT exchanges) count failures against brute-force
+// limits (Limits: per client address, per patient or device, and a budget
+// of failed device-code guesses for all clients together) in counters
+// shared by every replica (a Limiter, pkg/ratelimit on the service's
+// store); over a limit they answer RESOURCE_EXHAUSTED with a RetryInfo.
+// Codes and OTPs are compared in NormalizeCode's form: ASCII upper case.
+//
 // Outside production the package also serves the static test activations
 // and the test-data endpoints; in production they do not exist.
 package activation

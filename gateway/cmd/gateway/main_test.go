@@ -89,3 +89,20 @@ func TestLoadProduction(t *testing.T) {
 		t.Errorf("environment %q", s.common.Environment)
 	}
 }
+
+func TestLoadTrustedProxies(t *testing.T) {
+	s, err := load(loader(t, map[string]string{"ENVIRONMENT": "TEST", "TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.trustedProxies) != 2 || s.trustedProxies[1].String() != "192.0.2.7/32" {
+		t.Fatalf("trusted proxies %v", s.trustedProxies)
+	}
+	if s, _ := load(loader(t, map[string]string{"ENVIRONMENT": "TEST"})); len(s.trustedProxies) != 0 {
+		t.Fatalf("trusted proxies by default: %v", s.trustedProxies)
+	}
+	_, err = load(loader(t, map[string]string{"ENVIRONMENT": "TEST", "TRUSTED_PROXIES": "10.0.0.0/33"}))
+	if err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Fatalf("bad prefix: %v", err)
+	}
+}

@@ -325,6 +325,12 @@ func checkNetworkPolicies(t *testing.T, policies []obj, deployments map[string]o
 						if name != "gateway" {
 							t.Errorf("%s: an http rule", name)
 						}
+					case "signin":
+						// The session service's browser sign-in, which
+						// only the gateway forwards to.
+						if name != "session" || len(from) != 1 || str(from[0], "podSelector", "matchLabels", "app.kubernetes.io/name") != "gateway" {
+							t.Errorf("%s: sign-in port open to %v", name, from)
+						}
 					case "grpc":
 						if len(from) == 0 {
 							t.Errorf("%s: gRPC open to anyone", name)

@@ -492,3 +492,10 @@ func checkParam(field, v string, required bool) error {
 	}
 	return nil
 }
+
+// RecordRefusal audits a request the HTTP side refused before the rules
+// ran (a form that does not parse, a repeated parameter, a sign-in form
+// whose CSRF value does not match): typ is one of the Event* types.
+func (s *Service) RecordRefusal(ctx context.Context, typ, reason string, data audit.Data) {
+	s.record(ctx, failure(ctx, typ, "", "", reason, data))
+}

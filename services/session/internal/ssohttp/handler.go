@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
+	"github.com/dhosauth/dhosauth/pkg/audit"
 	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 	"google.golang.org/grpc/codes"
 )
@@ -208,10 +209,12 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, cookie, retur
 // page set, then the password.
 func (h *Handler) localLogin(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		h.svc.RecordRefusal(r.Context(), sso.EventSignIn, "sign-in form does not parse", audit.Data{"provider": sso.ProviderLocal})
 		h.page(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return
 	}
 	if !sso.CSRFMatches(r.PostForm.Get("csrf"), cookieValue(r, LoginCookie)) {
+		h.svc.RecordRefusal(r.Context(), sso.EventSignIn, "sign-in form value does not match the browser", audit.Data{"provider": sso.ProviderLocal})
 		h.page(w, http.StatusForbidden, "You are not signed in", "The sign-in form has expired: open the sign-in page again.")
 		return
 	}
@@ -251,6 +254,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 // logout_token): 200 when accepted, 400 invalid_request otherwise.
 func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		h.svc.RecordRefusal(r.Context(), sso.EventBackChannel, "request does not parse", nil)
 		writeOAuthError(w, &sso.OAuthError{Code: sso.ErrInvalidRequest, Description: "the body must be a form with logout_token", Status: http.StatusBadRequest})
 		return
 	}
@@ -311,13 +315,15 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 // token is the token endpoint (form-encoded POST).
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		h.svc.RecordRefusal(r.Context(), sso.EventToken, "request does not parse", audit.Data{"oauth_error": sso.ErrInvalidRequest})
 		writeOAuthError(w, &sso.OAuthError{Code: sso.ErrInvalidRequest, Description: "the body must be application/x-www-form-urlencoded", Status: http.StatusBadRequest})
 		return
 	}
 	f := r.PostForm
-	for k, v := range f {
+	for _, v := range f {
 		if len(v) > 1 {
-			writeOAuthError(w, &sso.OAuthError{Code: sso.ErrInvalidRequest, Description: k + " is repeated", Status: http.StatusBadRequest})
+			h.svc.RecordRefusal(r.Context(), sso.EventToken, "repeated parameter", audit.Data{"oauth_error": sso.ErrInvalidRequest})
+			writeOAuthError(w, &sso.OAuthError{Code: sso.ErrInvalidRequest, Description: "a parameter is repeated", Status: http.StatusBadRequest})
 			return
 		}
 	}

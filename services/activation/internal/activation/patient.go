@@ -116,8 +116,17 @@ func (s *Service) CreatePatientActivation(ctx context.Context, patientID, actor 
 	}
 	now := s.clock()
 	expires := apitime.EndOfNthDay(now, s.cfg.ExpiryDays)
+	// Most patients have no unused activation: the first try creates one
+	// without looking (the store refuses a second unused activation with
+	// ErrConflict); only then is the unused one read and reissued.
+	look := false
 	for range maxIssueTries {
-		a, err := s.store.UnusedPatientActivation(ctx, patientID)
+		var a PatientActivation
+		err := ErrNotFound
+		if look {
+			a, err = s.store.UnusedPatientActivation(ctx, patientID)
+		}
+		look = true
 		fresh := false
 		switch {
 		case err == nil:

@@ -100,14 +100,6 @@ func (s *Store) UnusedPatientActivation(ctx context.Context, patientID string) (
 		 WHERE patient_id = $1 AND completed IS NULL`, patientID))
 }
 
-// ensurePatient creates the patient record when it does not exist.
-func ensurePatient(ctx context.Context, q storage.Querier, id string, at time.Time, by string) error {
-	_, err := q.Exec(ctx,
-		`INSERT INTO patient (id, created, created_by, modified, modified_by)
-		 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, id, at, by, at, by)
-	return err
-}
-
 func insertPatientActivation(ctx context.Context, q storage.Querier, a activation.PatientActivation) error {
 	_, err := q.Exec(ctx,
 		`INSERT INTO patient_activation (`+patientActivationColumns+`)
@@ -117,13 +109,21 @@ func insertPatientActivation(ctx context.Context, q storage.Querier, a activatio
 	return err
 }
 
-// CreatePatientActivation implements activation.Store.
+// CreatePatientActivation implements activation.Store. Nothing in it is
+// read back, so it is sent as one pipeline (storage.Defer); a conflict
+// still fails the whole transaction.
 func (s *Store) CreatePatientActivation(ctx context.Context, a activation.PatientActivation, ev audit.Event) error {
 	return translate(s.db.Tx(ctx, func(q storage.Querier) error {
-		if err := ensurePatient(ctx, q, a.PatientID, a.Created, a.CreatedBy); err != nil {
+		if err := storage.Defer(ctx, q,
+			`INSERT INTO patient (id, created, created_by, modified, modified_by)
+			 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, a.PatientID, a.Created, a.CreatedBy, a.Created, a.CreatedBy); err != nil {
 			return err
 		}
-		if err := insertPatientActivation(ctx, q, a); err != nil {
+		if err := storage.Defer(ctx, q,
+			`INSERT INTO patient_activation (`+patientActivationColumns+`)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			a.ID, a.PatientID, a.CodeHash, a.OTPHash, a.Attempts, a.ExpiresAt, a.Completed,
+			a.Created, a.CreatedBy, a.Modified, a.ModifiedBy); err != nil {
 			return err
 		}
 		return audit.Record(ctx, q, ev)
@@ -205,14 +205,12 @@ func (s *Store) CompletePatientActivation(ctx context.Context, c activation.Pati
 		if n == 0 {
 			return activation.ErrNotFound
 		}
-		n, err = q.Exec(ctx,
+		// The activation's patient row exists (foreign key): the update is
+		// sent with the commit.
+		if err := storage.Defer(ctx, q,
 			`UPDATE patient SET auth_code_hash = $2, modified = $3, modified_by = $4 WHERE id = $1`,
-			c.PatientID, c.AuthCodeHash, c.Now, c.Actor)
-		if err != nil {
+			c.PatientID, c.AuthCodeHash, c.Now, c.Actor); err != nil {
 			return err
-		}
-		if n == 0 {
-			return activation.ErrNotFound
 		}
 		return audit.Record(ctx, q, evs...)
 	}))
@@ -265,13 +263,13 @@ func (s *Store) IssueDeviceActivation(ctx context.Context, a activation.DeviceAc
 		if !errors.Is(err, activation.ErrNotFound) {
 			return err
 		}
-		if _, err := q.Exec(ctx,
+		if err := storage.Defer(ctx, q,
 			`INSERT INTO device (id, created, created_by, modified, modified_by)
 			 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
 			a.DeviceID, a.Created, a.CreatedBy, a.Modified, a.ModifiedBy); err != nil {
 			return err
 		}
-		if _, err := q.Exec(ctx,
+		if err := storage.Defer(ctx, q,
 			`INSERT INTO device_activation (`+deviceActivationColumns+`)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			a.ID, a.DeviceID, a.CodeHash, a.ExpiresAt, a.Completed,
@@ -307,14 +305,12 @@ func (s *Store) CompleteDeviceActivation(ctx context.Context, c activation.Devic
 		if n == 0 {
 			return activation.ErrNotFound
 		}
-		n, err = q.Exec(ctx,
+		// The activation's device row exists (foreign key): the update is
+		// sent with the commit.
+		if err := storage.Defer(ctx, q,
 			`UPDATE device SET auth_code_hash = $2, modified = $3, modified_by = $4 WHERE id = $1`,
-			c.DeviceID, c.AuthCodeHash, c.Now, c.Actor)
-		if err != nil {
+			c.DeviceID, c.AuthCodeHash, c.Now, c.Actor); err != nil {
 			return err
-		}
-		if n == 0 {
-			return activation.ErrNotFound
 		}
 		return audit.Record(ctx, q, evs...)
 	}))

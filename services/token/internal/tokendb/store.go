@@ -46,8 +46,9 @@ const ServiceName = "token"
 // in one transaction; the event is wholly determined by the record, so the
 // store makes it (the caller in ctx is its actor).
 func (s *Store) RecordIssued(ctx context.Context, r token.Record) error {
+	// One pipeline: the record and its event go with the commit.
 	err := s.db.Tx(ctx, func(q storage.Querier) error {
-		if _, err := q.Exec(ctx,
+		if err := storage.Defer(ctx, q,
 			`INSERT INTO issued_tokens (jti, kind, subject, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 			r.ID, string(r.Kind), r.Subject, r.IssuedAt.UTC(), r.ExpiresAt.UTC()); err != nil {
 			return err

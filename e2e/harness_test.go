@@ -150,8 +150,8 @@ func StartWith(t testing.TB, env map[string]string, procEnv map[string]map[strin
 		s.Env[strings.ToUpper(p)+"_GRPC_ADDR"] = a
 	}
 	// The session service's browser sign-in listener, forwarded by the edge.
-	s.Addr["session_http"] = freePort(t)
-	s.Env["SESSION_HTTP_ADDR"] = s.Addr["session_http"]
+	// (In Env only: Addr holds gRPC addresses.)
+	s.Env["SESSION_HTTP_ADDR"] = freePort(t)
 	for k, v := range env {
 		s.Env[k] = v
 	}

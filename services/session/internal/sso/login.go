@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
@@ -239,8 +240,10 @@ func CheckPassword(password, phc string) bool {
 }
 
 // dummyHash is compared when a clinician has no password, so that a
-// guess at an unknown name costs as long as one at a known one.
-var dummyHash = HashPassword("not a password of anyone")
+// guess at an unknown name costs as long as one at a known one. It is made
+// on first use: an argon2id hash takes its 19 MiB of memory, which at
+// start-up stayed in the resident set of every session process.
+var dummyHash = sync.OnceValue(func() string { return HashPassword("not a password of anyone") })
 
 // LocalLogin signs a clinician in with a local password: refused unless
 // local sign-in is enabled; the clinician must exist, be active, have a
@@ -261,7 +264,7 @@ func (s *Service) LocalLogin(ctx context.Context, clinicianID, password string) 
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	if errors.Is(err, ErrNotFound) {
-		CheckPassword(password, dummyHash)
+		CheckPassword(password, dummyHash())
 		s.record(ctx, failure(ctx, EventSignIn, "", clinicianID, "no local password", data))
 		return "", &SignInError{Message: "Wrong name or password."}
 	}

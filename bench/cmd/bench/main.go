@@ -108,6 +108,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.logLevel, "log-level", "WARN", "LOG_LEVEL of the suite's processes")
 	fs.StringVar(&o.floorBin, "floor-bin", "bin/bench", "folder of the in-process floor test binaries (make bench builds them)")
 	fs.Var(&o.env, "env", "NAME=value added to every process's environment (repeatable)")
+	hold := fs.Duration("hold", 0, "keep the suite running this long after it is ready, before any scenario (to inspect it: the ops listeners are printed)")
 	chartOnly := fs.Bool("chart", false, "only draw the chart of the runs in -out, and print the latest run's tables")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -147,6 +148,16 @@ func run(ctx context.Context, args []string) error {
 	for name, p := range s.Procs {
 		r.Startup[name] = report.Startup{ReadyMs: ms(p.Ready), IdleRSSMiB: mib(p.IdleRSS)}
 		fmt.Printf("  %-10s ready in %4.0f ms, idle RSS %5.1f MiB\n", name, ms(p.Ready), mib(p.IdleRSS))
+	}
+	if *hold > 0 {
+		for name, p := range s.Procs {
+			fmt.Printf("  %-10s pid %d, ops http://%s/debug/pprof/\n", name, p.Pid(), p.Ops)
+		}
+		select {
+		case <-time.After(*hold):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	b := &bencher{ctx: ctx, s: s, r: r, m: m, o: o}
 	if err := b.prepare(); err != nil {

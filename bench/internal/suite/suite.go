@@ -166,6 +166,11 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 		s.GRPC[p] = a
 		env[strings.ToUpper(p)+"_GRPC_ADDR"] = a
 	}
+	// The session service's browser sign-in listener, which the edge
+	// forwards to.
+	if env["SESSION_HTTP_ADDR"], err = freeAddr(); err != nil {
+		return nil, err
+	}
 	for k, v := range o.Env {
 		env[k] = v
 	}

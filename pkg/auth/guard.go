@@ -113,8 +113,8 @@ var ErrNoToken = errors.New("missing bearer token")
 
 // BearerToken returns the bearer token in the call's metadata.
 func BearerToken(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// Only the one key: FromIncomingContext would copy every key.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return "", apperr.Unauthenticated("%v", ErrNoToken)
 	}

@@ -21,11 +21,9 @@ const ClientAddressMetadata = "dhos-client-address"
 // peer's address (a caller that reached the service directly). It
 // returns the zero Addr when neither is known.
 func ClientAddress(ctx context.Context) netip.Addr {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ClientAddressMetadata); len(v) > 0 {
-			if a, err := netip.ParseAddr(strings.TrimSpace(v[len(v)-1])); err == nil {
-				return a.Unmap()
-			}
+	if v := metadata.ValueFromIncomingContext(ctx, ClientAddressMetadata); len(v) > 0 {
+		if a, err := netip.ParseAddr(strings.TrimSpace(v[len(v)-1])); err == nil {
+			return a.Unmap()
 		}
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {

@@ -57,8 +57,7 @@ func withClient(ctx context.Context) context.Context {
 
 // authorisationCode returns the x-authorisation-code metadata value, or "".
 func authorisationCode(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(AuthorisationCodeHeader); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, AuthorisationCodeHeader); len(v) > 0 {
 		return v[0]
 	}
 	return ""

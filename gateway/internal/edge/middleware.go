@@ -113,9 +113,12 @@ func checkRequest(r *http.Request) (int, string) {
 	if hasControl(r.URL.Path) {
 		return http.StatusBadRequest, "the request path contains control characters"
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return http.StatusBadRequest, "the query string is malformed"
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		var err error
+		if q, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+			return http.StatusBadRequest, "the query string is malformed"
+		}
 	}
 	for k, vs := range q {
 		if !cleanText(k) {
@@ -161,9 +164,9 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (int, strin
 	if !hasBody(r) {
 		return 0, ""
 	}
-	tooLarge := fmt.Sprintf("the request body is larger than %d bytes", maxBody)
+	tooLarge := func() string { return fmt.Sprintf("the request body is larger than %d bytes", maxBody) }
 	if r.ContentLength > maxBody {
-		return http.StatusRequestEntityTooLarge, tooLarge
+		return http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	// The declared type is not trusted either way: legacy clients (and curl
 	// -d) label JSON as a form, so a body is judged by whether it is JSON.
@@ -180,7 +183,7 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (int, strin
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, tooLarge
+			return http.StatusRequestEntityTooLarge, tooLarge()
 		}
 		return http.StatusBadRequest, "the request body could not be read"
 	}

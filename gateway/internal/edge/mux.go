@@ -85,9 +85,12 @@ var forwardedHeaders = map[string]bool{
 // incomingHeader is the incoming header matcher: the headers above, plus
 // grpc-gateway's defaults (permanent HTTP headers as grpcgateway-*).
 func incomingHeader(key string) (string, bool) {
-	k := strings.ToLower(key)
-	if forwardedHeaders[k] {
-		return k, true
+	// EqualFold, not ToLower and a lookup: no allocation for the headers
+	// that are not forwarded, every request's most.
+	for k := range forwardedHeaders {
+		if strings.EqualFold(key, k) {
+			return k, true
+		}
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }

@@ -59,6 +59,10 @@ BENCH ?= quick
 .PHONY: bench
 bench: build ## benchmark the suite on PostgreSQL (BENCH=quick, under 2 min, or full): bench/results/<run>.json and chart.png
 	@go build -o $(BIN)/bench/bench ./bench/cmd/bench
+	@go test -c -o $(BIN)/bench/activation-floor.test ./services/activation/internal/activationgrpc
+	@go test -c -o $(BIN)/bench/token-floor.test ./services/token/internal/tokengrpc
+	@go test -c -o $(BIN)/bench/device-floor.test ./services/device/internal/devicegrpc
+	@go test -c -o $(BIN)/bench/session-floor.test ./services/session/internal/sessiongrpc
 	@$(BIN)/bench/bench -mode $(BENCH) -bin $(BIN) -out bench/results $(BENCH_FLAGS)
 
 .PHONY: fuzz

@@ -57,7 +57,7 @@ type mode struct {
 }
 
 var modes = map[string]mode{
-	"quick": {warm: 2 * time.Second, flow: 10 * time.Second, open: 8 * time.Second, rest: 6 * time.Second, verify: 4 * time.Second, scrypt: 4 * time.Second, floor: 2 * time.Second, workers: 32},
+	"quick": {warm: 2 * time.Second, flow: 8 * time.Second, open: 6 * time.Second, rest: 5 * time.Second, verify: 3 * time.Second, scrypt: 3 * time.Second, floor: 2 * time.Second, workers: 32},
 	"full":  {warm: 5 * time.Second, flow: 30 * time.Second, open: 20 * time.Second, rest: 20 * time.Second, verify: 10 * time.Second, scrypt: 15 * time.Second, floor: 6 * time.Second, workers: 32},
 }
 
@@ -388,7 +388,7 @@ func (b *bencher) clinician() error {
 	if len(jwts) == 0 {
 		return errors.New("no device JWTs for the clinician flow")
 	}
-	b.restPair("c-clinician", "(c) clinician JWT with a device JWT, REST", "sign-in", []string{load.StepClinicianJWT}, b.m.rest,
+	b.restPair("c-clinician", "(c) clinician sign-in with a device JWT, REST", "sign-in", []string{load.StepClinicianJWT}, b.m.rest,
 		load.ClinicianFlow(b.client, jwts, idents), false)
 	return nil
 }
@@ -402,7 +402,7 @@ func (b *bencher) verify(key *ecdsa.PrivateKey) error {
 	seen := signer.Tokens(1000)
 	unseen := signer.Tokens(int(d.Seconds()) * (25000 + b.o.rate))
 	res, use := b.phase(func() load.Result { return load.InProcessVerify(b.ctx, signer, unseen, d) })
-	b.add("e-verify-inprocess", "(e) signature verification in-process (pkg/auth, no cache)", fmt.Sprintf("%d goroutines", runtime.GOMAXPROCS(0)), "verification", nil, res, use)
+	b.add("e-verify-inprocess", "(e) ES256 verification in-process, no cache", fmt.Sprintf("%d goroutines", runtime.GOMAXPROCS(0)), "verification", nil, res, use)
 
 	vc, err := load.DialToken(b.s.GRPC["token"], 4)
 	if err != nil {
@@ -433,7 +433,7 @@ func (b *bencher) scrypt() {
 	res, use := b.phase(func() load.Result { return load.Scrypt(b.ctx, b.m.scrypt) })
 	// Only the load generator worked: keep its usage alone.
 	use = map[string]report.Usage{"loadgen": use["loadgen"]}
-	b.add("f-scrypt", fmt.Sprintf("(f) original design: %d scrypt hashes (N=%d, r=%d, p=%d) per patient flow", load.ScryptPerFlow, load.ScryptN, load.ScryptR, load.ScryptP),
+	b.add("f-scrypt", fmt.Sprintf("(f) original design: %d scrypt (N=%d, r=%d, p=%d) per flow", load.ScryptPerFlow, load.ScryptN, load.ScryptR, load.ScryptP),
 		fmt.Sprintf("%d goroutines", runtime.GOMAXPROCS(0)), "patient flow", []string{load.StepScryptHash}, res, use)
 }
 

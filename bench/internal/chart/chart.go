@@ -77,7 +77,7 @@ func (c *canvas) text(x, y int, s string, col color.Color, align byte, bold bool
 
 const (
 	width  = 1500
-	left   = 430 // labels
+	left   = 500 // labels
 	right  = 150
 	rowH   = 18
 	margin = 20
@@ -155,7 +155,7 @@ func (c *canvas) rates(y int, runs []*report.Run) int {
 		c.text(x, top+rows+14, commas(v), grey, 'c', false)
 	}
 	for _, sc := range latest.Scenarios {
-		c.text(x0-8, y+len(runs)*bar/2+5, shorten(sc.Title+" — "+sc.Load, 62), black, 'r', false)
+		c.text(x0-8, y+len(runs)*bar/2+5, shorten(sc.Title+" — "+sc.Load, 74), black, 'r', false)
 		for i, r := range runs {
 			col := runColours[len(runColours)-len(runs)+i]
 			if s, ok := r.Find(sc.Key); ok && s.Flows.Rate > 0 {

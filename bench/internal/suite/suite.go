@@ -314,17 +314,29 @@ func (s *Suite) DBStats(ctx context.Context) (report.DBWork, error) {
 // Stop stops every process (SIGINT, then SIGKILL after 10 s) and drops
 // the database.
 func (s *Suite) Stop() {
-	for _, p := range s.Procs {
-		_ = p.Cmd.Process.Signal(os.Interrupt)
-	}
-	for _, p := range s.Procs {
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.Cmd.Process.Kill()
-			<-p.exited
+	// The edge first, so that it does not log the services going away.
+	stop := func(ps ...*Process) {
+		for _, p := range ps {
+			_ = p.Cmd.Process.Signal(os.Interrupt)
+		}
+		for _, p := range ps {
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+				_ = p.Cmd.Process.Kill()
+				<-p.exited
+			}
 		}
 	}
+	var rest []*Process
+	for name, p := range s.Procs {
+		if name == "gateway" {
+			stop(p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	stop(rest...)
 	if s.DataDir != "" {
 		os.RemoveAll(s.DataDir)
 	}

@@ -171,6 +171,11 @@ func Load(dir string) ([]*Run, error) {
 	return out, nil
 }
 
+// InProcess names the usage of an in-process floor scenario: the
+// benchmark process running the services' code (PostgreSQL's CPU is not
+// counted there).
+const InProcess = "in-process"
+
 // ProcessOrder is the order processes are listed in.
 var ProcessOrder = []string{"gateway", "activation", "device", "session", "token", "postgres", "loadgen"}
 
@@ -205,6 +210,9 @@ func (r *Run) Markdown(w io.Writer) {
 func cpuCell(s Scenario) string {
 	if len(s.Processes) == 0 {
 		return ""
+	}
+	if u, ok := s.Processes[InProcess]; ok {
+		return fmt.Sprintf("%.2f in the services' code, in one process (PostgreSQL not counted)", u.CPUPerFlowMs)
 	}
 	var parts []string
 	for _, p := range ProcessOrder {

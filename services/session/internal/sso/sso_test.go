@@ -231,8 +231,11 @@ func testCodeSingleUse(t *testing.T, db storage.DB) {
 		}()
 	}
 	wg.Wait()
-	if ok.Load() != 1 || refused.Load() != 7 {
-		t.Fatalf("%d successes, %d refusals; want 1 and 7", ok.Load(), refused.Load())
+	// At most one redemption succeeds. It may be none: a concurrent reuse
+	// ends the session (RFC 6749 4.1.2), and when that lands before the
+	// winner has issued its tokens, the winner is refused too.
+	if ok.Load() > 1 || ok.Load()+refused.Load() != 8 {
+		t.Fatalf("%d successes, %d refusals; want at most 1 success and the rest refused", ok.Load(), refused.Load())
 	}
 	// A reused code ends the session it came from (its tokens revoked).
 	if _, err := e.svc.Current(context.Background(), cookie); !errors.Is(err, sso.ErrNotFound) {

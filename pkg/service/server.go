@@ -99,13 +99,13 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	if o.Listening != nil {
 		o.Listening(lis.Addr())
 	}
+	tel := telemetry.NewGRPCServer()
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.NumStreamWorkers(uint32(StreamWorkersPerCPU*runtime.GOMAXPROCS(0))),
-		grpc.StatsHandler(telemetry.GRPCServerHandler()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: o.ShutdownTimeout}),
-		grpc.ChainUnaryInterceptor(Recover(o.Logger), Deadline(o.RPCTimeout), MapErrors(o.Logger), o.Guard.Unary()),
-		grpc.ChainStreamInterceptor(o.Guard.Stream()),
+		grpc.ChainUnaryInterceptor(tel.Unary(), Recover(o.Logger), Deadline(o.RPCTimeout), MapErrors(o.Logger), o.Guard.Unary()),
+		grpc.ChainStreamInterceptor(tel.Stream(), o.Guard.Stream()),
 	)
 	o.Register(srv)
 	hs := health.NewServer()

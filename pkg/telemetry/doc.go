@@ -4,8 +4,9 @@
 // process's ops listener.
 //
 // Setup installs the global tracer provider, meter provider and
-// propagator, so instrumentation anywhere in the process (otelgrpc on
-// every gRPC server and client, otelhttp at the edge, the database tracer
+// propagator, so instrumentation anywhere in the process (GRPCServer's
+// interceptors on every gRPC server, otelgrpc on every client, otelhttp at
+// the edge, the database tracer
 // in pkg/storage, and the suite's own counters in this package) reports
 // through them. Call it before anything creates instruments or opens the
 // database.

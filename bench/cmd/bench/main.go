@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == bareArg {
+		if err := serveBare(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: bare server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
@@ -245,6 +253,9 @@ type bencher struct {
 	devs   *load.Devices
 	// lastDB is PostgreSQL's work per flow in the last phase.
 	lastDB *report.DBWork
+	// extra are processes outside the suite whose CPU a phase counts
+	// (the bare reference server).
+	extra map[string][]int
 }
 
 func (b *bencher) prepare() error {
@@ -269,6 +280,9 @@ func (b *bencher) phase(fn func() load.Result) (load.Result, map[string]report.U
 		_ = proc.ResetPeak(p.Pid())
 	}
 	pids["loadgen"] = []int{os.Getpid()}
+	for name, ps := range b.extra {
+		pids[name] = ps
+	}
 	pg, err := b.s.PostgresPids(b.ctx)
 	if err == nil {
 		pids["postgres"] = pg
@@ -405,6 +419,11 @@ func (b *bencher) verify(key *ecdsa.PrivateKey) error {
 	unseen := signer.Tokens(int(d.Seconds()) * (25000 + b.o.rate))
 	res, use := b.phase(func() load.Result { return load.InProcessVerify(b.ctx, signer, unseen, d) })
 	b.add("e-verify-inprocess", "(e) ES256 verification in-process, no cache", fmt.Sprintf("%d goroutines", runtime.GOMAXPROCS(0)), "verification", nil, res, use)
+	const inflight = 64
+	steps := []string{load.StepVerify}
+	if err := b.verifyBare(signer, d, inflight); err != nil {
+		return err
+	}
 
 	vc, err := load.DialToken(b.s.GRPC["token"], 4)
 	if err != nil {
@@ -414,18 +433,22 @@ func (b *bencher) verify(key *ecdsa.PrivateKey) error {
 	if err := vc.Warm(b.ctx, seen); err != nil {
 		return err
 	}
-	const inflight = 64
-	steps := []string{load.StepVerify}
-	res, use = b.phase(func() load.Result {
-		return load.Closed(b.ctx, steps, inflight, time.Second, d, vc.VerifyFlow(load.Cycle(seen)))
-	})
-	b.add("d-verify-seen", "(d) VerifyToken over gRPC, seen tokens", fmt.Sprintf("closed, %d in flight", inflight), "call", nil, res, use)
-	src := load.Once(unseen)
 	var wg sync.WaitGroup
 	res, use = b.phase(func() load.Result {
 		if b.o.profile {
 			wg.Go(func() {
-				b.r.Profiles = append(b.r.Profiles, b.captureProfiles("verify", d/4, d/2, "token")...)
+				b.r.Profiles = append(b.r.Profiles, b.captureProfiles("verify-seen", d/4, d/2, "token")...)
+			})
+		}
+		return load.Closed(b.ctx, steps, inflight, time.Second, d, vc.VerifyFlow(load.Cycle(seen)))
+	})
+	wg.Wait()
+	b.add("d-verify-seen", "(d) VerifyToken over gRPC, seen tokens", fmt.Sprintf("closed, %d in flight", inflight), "call", nil, res, use)
+	src := load.Once(unseen)
+	res, use = b.phase(func() load.Result {
+		if b.o.profile {
+			wg.Go(func() {
+				b.r.Profiles = append(b.r.Profiles, b.captureProfiles("verify-unseen", d/4, d/2, "token")...)
 			})
 		}
 		return load.Closed(b.ctx, steps, inflight, 0, d, vc.VerifyFlow(src))
@@ -437,6 +460,30 @@ func (b *bencher) verify(key *ecdsa.PrivateKey) error {
 	b.add("d-verify-seen-paced", "(d) VerifyToken over gRPC, seen tokens", fmt.Sprintf("open, %d/s", b.o.rate), "call", nil, res, use)
 	res, use = b.phase(func() load.Result { return load.Open(b.ctx, steps, rate, d, 512, vc.VerifyFlow(src)) })
 	b.add("d-verify-unseen-paced", "(d) VerifyToken over gRPC, unseen tokens", fmt.Sprintf("open, %d/s", b.o.rate), "call", nil, res, use)
+	return nil
+}
+
+// verifyBare measures the bare reference (bare.go): unseen tokens, the
+// same client and load as d-verify-unseen.
+func (b *bencher) verifyBare(signer *load.Signer, d time.Duration, inflight int) error {
+	kid, _ := signer.Key()
+	bp, err := startBare(b.ctx, signer.PrivateKey(), kid, suite.Issuer)
+	if err != nil {
+		return err
+	}
+	defer bp.Stop()
+	vc, err := load.DialToken(bp.Addr, 4)
+	if err != nil {
+		return err
+	}
+	defer vc.Close()
+	tokens := signer.Tokens(int(d.Seconds()) * 30000)
+	b.extra = map[string][]int{"bare": {bp.Pid()}}
+	defer func() { b.extra = nil }()
+	res, use := b.phase(func() load.Result {
+		return load.Closed(b.ctx, []string{load.StepVerify}, inflight, 0, d, vc.VerifyFlow(load.Once(tokens)))
+	})
+	b.add("e-verify-bare-grpc", "(e) the same verification behind a bare grpc-go server, unseen tokens", fmt.Sprintf("closed, %d in flight", inflight), "call", nil, res, use)
 	return nil
 }
 
@@ -459,6 +506,27 @@ func (b *bencher) captureProfiles(tag string, wait, d time.Duration, procs ...st
 	var mu sync.Mutex
 	var out []string
 	var wg sync.WaitGroup
+	// The load generator's own profile, over the same window: its gRPC
+	// client is part of what the VerifyToken figures include.
+	if file := filepath.Join(b.o.out, "profiles", b.r.ID+"-"+tag+"-loadgen.pprof"); os.MkdirAll(filepath.Dir(file), 0o755) == nil {
+		if f, err := os.Create(file); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				wg.Go(func() {
+					select {
+					case <-time.After(max(time.Second, d)):
+					case <-b.ctx.Done():
+					}
+					pprof.StopCPUProfile()
+					f.Close()
+					mu.Lock()
+					out = append(out, filepath.Join("profiles", filepath.Base(file)))
+					mu.Unlock()
+				})
+			} else {
+				f.Close()
+			}
+		}
+	}
 	for _, name := range procs {
 		p := b.s.Procs[name]
 		wg.Go(func() {

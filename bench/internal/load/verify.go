@@ -46,6 +46,10 @@ func (s *Signer) Key() (string, auth.StaticKey) {
 	return s.kid, auth.StaticKey{Key: s.key.Public(), Alg: auth.AlgES256}
 }
 
+// PrivateKey is the signing key (the bare reference server needs its
+// public half).
+func (s *Signer) PrivateKey() *ecdsa.PrivateKey { return s.key }
+
 // Tokens signs n distinct device tokens valid for an hour, on every CPU.
 func (s *Signer) Tokens(n int) []string {
 	out := make([]string, n)

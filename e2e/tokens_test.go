@@ -280,8 +280,9 @@ func TestDeactivatedDeviceRefused(t *testing.T) {
 		signIn := func() Response {
 			return s.Do("GET", "/dhos/v1/clinician/jwt?send_entry_identifier="+ident, device, nil)
 		}
-		Expect(t, signIn(), 200)
+		clinician := Expect(t, signIn(), 200).JSON(t)["jwt"].(string)
 		Expect(t, s.Do("GET", "/dhos/v1/device/"+deviceID, device, nil), 200)
+		Expect(t, s.Do("GET", "/dhos/v1/device/"+deviceID, clinician, nil), 200)
 
 		Expect(t, s.Do("PATCH", "/dhos/v1/device/"+deviceID, adminTok, map[string]any{"active": false}), 200)
 		deactivated := time.Now()
@@ -289,9 +290,15 @@ func TestDeactivatedDeviceRefused(t *testing.T) {
 		if status.Code(err) != codes.Unauthenticated || status.Convert(err).Message() != "invalid token: revoked" {
 			t.Fatalf("VerifyToken right after deactivation: %v", err)
 		}
+		// The clinician signed in on the tablet falls with it.
+		_, err = tokenClient(t, s).VerifyToken(context.Background(), &tokenv1.VerifyTokenRequest{Token: clinician})
+		if status.Code(err) != codes.Unauthenticated || status.Convert(err).Message() != "invalid token: revoked" {
+			t.Fatalf("VerifyToken of the tablet's clinician right after deactivation: %v", err)
+		}
 		for name, call := range map[string]func() Response{
-			"session (clinician sign-in)": signIn,
-			"device (GET device)":         func() Response { return s.Do("GET", "/dhos/v1/device/"+deviceID, device, nil) },
+			"session (clinician sign-in)":          signIn,
+			"device (GET device)":                  func() Response { return s.Do("GET", "/dhos/v1/device/"+deviceID, device, nil) },
+			"device (GET device, clinician token)": func() Response { return s.Do("GET", "/dhos/v1/device/"+deviceID, clinician, nil) },
 		} {
 			for {
 				r := call()

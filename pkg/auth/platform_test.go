@@ -265,6 +265,39 @@ func TestVerifierRefusesRevoked(t *testing.T) {
 	}
 }
 
+// A clinician's token falls with the device the clinician signed in on
+// (and only with that device), cached or not; a clinician token issued
+// after the device's revocation is not refused by it.
+func TestClinicianTokenRevokedWithItsDevice(t *testing.T) {
+	for _, cacheSize := range []int{0, 100} {
+		l := NewRevocationList(nil)
+		v := NewVerifier(VerifierOptions{HSKey: hsKey, HSIssuer: hsIssuer, Revocations: l, CacheSize: cacheSize})
+		ctx := context.Background()
+		onTablet := func(device string, life time.Duration) string {
+			return sign(t, jwt.SigningMethodHS512, hsKey, claims(hsIssuer, hsIssuer, map[string]any{"clinician_id": "clin-1", "referring_device_id": device}, "", life), "")
+		}
+		lost, kept := onTablet("tablet-lost", time.Hour), onTablet("tablet-kept", time.Hour)
+		for _, tok := range []string{lost, kept} {
+			if _, err := v.Verify(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Add(Revocation{authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE, "tablet-lost", time.Now().Add(time.Second)})
+		if _, err := v.Verify(ctx, lost); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "revoked") {
+			t.Fatalf("cache %d: clinician token of a revoked device: %v", cacheSize, err)
+		}
+		if _, err := v.Verify(ctx, kept); err != nil {
+			t.Fatalf("cache %d: clinician token of another device: %v", cacheSize, err)
+		}
+		// Re-activated later: a token issued after the revocation stands.
+		later := sign(t, jwt.SigningMethodHS512, hsKey, jwt.MapClaims{"iss": hsIssuer, "aud": hsIssuer, "iat": time.Now().Add(2 * time.Second).Unix(),
+			"exp": time.Now().Add(time.Hour).Unix(), "metadata": map[string]any{"clinician_id": "clin-1", "referring_device_id": "tablet-lost"}}, "")
+		if _, err := v.Verify(ctx, later); err != nil {
+			t.Fatalf("cache %d: clinician token issued after the device's revocation: %v", cacheSize, err)
+		}
+	}
+}
+
 // TestCacheFastPath: a token seen before is answered without a signature
 // check, expiry still applies, and the cache never holds more than its
 // size.

@@ -15,6 +15,9 @@ const (
 	DeviceIDClaim    = "device_id"
 	ClinicianIDClaim = "clinician_id"
 	SystemIDClaim    = "system_id"
+	// ReferringDeviceIDClaim is the device a clinician signed in on: a
+	// clinician token falls with its device's revocation too.
+	ReferringDeviceIDClaim = "referring_device_id"
 )
 
 // Principal is the verified caller.

@@ -185,8 +185,18 @@ func (v *Verifier) revoked(p *Principal) bool {
 		return false
 	}
 	switch p.Kind {
-	case authv1.PrincipalKind_PRINCIPAL_KIND_PATIENT, authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE, authv1.PrincipalKind_PRINCIPAL_KIND_CLINICIAN:
+	case authv1.PrincipalKind_PRINCIPAL_KIND_PATIENT, authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE:
 		return v.o.Revocations.Revoked(p.Kind, p.ID, p.IssuedAt)
+	case authv1.PrincipalKind_PRINCIPAL_KIND_CLINICIAN:
+		if v.o.Revocations.Revoked(p.Kind, p.ID, p.IssuedAt) {
+			return true
+		}
+		// Signed in on a tablet since deactivated: the clinician's token
+		// goes with the device's (a lost or stolen tablet must not keep a
+		// clinician's session for the rest of its lifetime).
+		if d := p.MetadataString(ReferringDeviceIDClaim); d != "" {
+			return v.o.Revocations.Revoked(authv1.PrincipalKind_PRINCIPAL_KIND_DEVICE, d, p.IssuedAt)
+		}
 	}
 	return false
 }

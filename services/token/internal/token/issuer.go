@@ -220,7 +220,7 @@ func (i *Issuer) plan(req Request) (plan, error) {
 		if err := checkID("referring_device_id", req.ReferringDeviceID); err != nil {
 			return plan{}, err
 		}
-		md := map[string]string{auth.ClinicianIDClaim: req.SubjectID, "referring_device_id": req.ReferringDeviceID}
+		md := map[string]string{auth.ClinicianIDClaim: req.SubjectID, auth.ReferringDeviceIDClaim: req.ReferringDeviceID}
 		return plan{i.cfg.ClinicianScopes, md, i.cfg.ClinicianLifetime}, nil
 	default: // KindSystem
 		scopes, err := requestedScopes(req.Scopes)

@@ -14,12 +14,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dhosauth/dhosauth/internal/admin"
+	"github.com/dhosauth/dhosauth/internal/testport"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
@@ -82,14 +85,71 @@ type process struct {
 	exited chan struct{}
 }
 
+// freePort returns a free loopback address for a process to listen on. It
+// comes from testport, outside the kernel's ephemeral range: a port from
+// 127.0.0.1:0 is often taken again (by an outgoing connection's local
+// port, or another test's :0 listener) before the process binds it.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := testport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
+}
+
+// addrInUse finds a listener that failed because its address was taken in
+// a process's log; it captures the address.
+var addrInUse = regexp.MustCompile(`(\S+): bind: address already in use`)
+
+// startupFailure describes the first of the processes named that has
+// exited, or returns "" if all are running. While the suite starts, none
+// should exit: a process that did will not become ready.
+func (s *Suite) startupFailure(names ...string) string {
+	for _, p := range names {
+		s.mu.Lock()
+		pr := s.procs[p]
+		s.mu.Unlock()
+		if pr == nil {
+			continue
+		}
+		select {
+		case <-pr.exited:
+		default:
+			continue
+		}
+		// The test's clean-up prints the tail of each process's log.
+		if m := addrInUse.FindStringSubmatch(s.logs[p].String()); m != nil {
+			return fmt.Sprintf("%s exited during start-up: its address %s%s was already in use (another process took the port after freePort chose it)",
+				p, m[1], s.whose(p, m[1]))
+		}
+		return fmt.Sprintf("%s exited during start-up (%v); see its log below", p, pr.cmd.ProcessState)
+	}
+	return ""
+}
+
+// whose names the variables of process p that set the address addr, as
+// " (NAME, …)", or returns "".
+func (s *Suite) whose(p, addr string) string {
+	vars := map[string]string{"OPS_ADDR": s.Ops[p]}
+	for k, v := range s.Env {
+		vars[k] = v
+	}
+	for k, v := range s.ProcEnv[p] {
+		vars[k] = v
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	var names []string
+	for k, v := range vars {
+		if v == addr || (strings.HasSuffix(k, "_PORT") && v == port) {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return " (" + strings.Join(names, ", ") + ")"
 }
 
 // syncBuffer is a log sink safe for the process's writes and our reads.
@@ -220,6 +280,9 @@ func (s *Suite) waitReady(logs map[string]*syncBuffer) {
 			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 				break
 			}
+			if msg := s.startupFailure(processes...); msg != "" {
+				t.Fatal(msg)
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s did not become healthy: %v\n%s", p, err, logs[p].String())
 			}
@@ -234,6 +297,9 @@ func (s *Suite) waitReady(logs map[string]*syncBuffer) {
 			if resp.StatusCode == 200 {
 				return
 			}
+		}
+		if msg := s.startupFailure(processes...); msg != "" {
+			t.Fatal(msg)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("edge did not answer /running: %v\n%s", err, logs["gateway"].String())
@@ -319,6 +385,9 @@ func (s *Suite) StartEdge(name string, env map[string]string) string {
 			if resp.StatusCode == 200 {
 				return url
 			}
+		}
+		if msg := s.startupFailure(name); msg != "" {
+			s.t.Fatal(msg)
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("edge %s did not answer /running: %v\n%s", name, err, s.logs[name].String())

@@ -17,12 +17,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dhosauth/dhosauth/bench/internal/proc"
 	"github.com/dhosauth/dhosauth/bench/internal/report"
+	"github.com/dhosauth/dhosauth/internal/testport"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -66,6 +68,7 @@ type Process struct {
 	IdleRSS int64
 
 	exited chan struct{}
+	log    *prefixWriter
 }
 
 // Pid is the process id.
@@ -92,13 +95,11 @@ type Suite struct {
 	adminURL string
 }
 
+// freeAddr returns a free loopback address for a process to listen on,
+// outside the kernel's ephemeral range (see testport: a port from
+// 127.0.0.1:0 is often taken again before the process binds it).
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return testport.Addr()
 }
 
 // withDatabase returns u with its database name replaced.
@@ -202,7 +203,7 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %s: %w (run `make build` first)", name, err)
 		}
-		p := &Process{Name: name, Cmd: cmd, Ops: ops, exited: make(chan struct{})}
+		p := &Process{Name: name, Cmd: cmd, Ops: ops, exited: make(chan struct{}), log: w}
 		go func() { _ = cmd.Wait(); close(p.exited) }()
 		s.Procs[name] = p
 	}
@@ -243,6 +244,9 @@ func waitReady(ctx context.Context, p *Process, start time.Time, limit time.Dura
 		}
 		select {
 		case <-p.exited:
+			if a := p.log.inUse(); a != "" {
+				return 0, fmt.Errorf("%s exited during start-up: its address %s was already in use (another process took the port after the suite chose it)", p.Name, a)
+			}
 			return 0, fmt.Errorf("%s exited during start-up (see its log above)", p.Name)
 		case <-ctx.Done():
 			return 0, ctx.Err()
@@ -351,6 +355,19 @@ type prefixWriter struct {
 	w      io.Writer
 	prefix string
 	buf    []byte
+	// addrInUse is the first address a line said was already in use.
+	addrInUse string
+}
+
+// addrInUse finds a listener that failed because its address was taken in
+// a line; it captures the address.
+var addrInUse = regexp.MustCompile(`(\S+): bind: address already in use`)
+
+// inUse is the first address the process said was already in use, or "".
+func (p *prefixWriter) inUse() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addrInUse
 }
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
@@ -361,6 +378,11 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		i := strings.IndexByte(string(p.buf), '\n')
 		if i < 0 {
 			break
+		}
+		if p.addrInUse == "" {
+			if m := addrInUse.FindSubmatch(p.buf[:i]); m != nil {
+				p.addrInUse = string(m[1])
+			}
 		}
 		_, _ = fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
 		p.buf = p.buf[i+1:]

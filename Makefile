@@ -109,12 +109,13 @@ tools: ## install the pinned code generators and linters into .bin/
 
 .PHONY: protodeps
 protodeps:
-	@./scripts/protodeps.sh
+	@GRPC_GATEWAY_VERSION=$(GRPC_GATEWAY_VERSION) ./scripts/protodeps.sh
 
 .PHONY: generate
 generate: tools protodeps ## regenerate gen/ and the OpenAPI document from proto/
 	@rm -rf gen/go gateway/internal/apidocs/dhos.swagger.json
 	@buf generate
+	@go run ./gateway/internal/apidocs/successstatus gateway/internal/apidocs/dhos.swagger.json
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module

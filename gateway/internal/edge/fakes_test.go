@@ -187,6 +187,20 @@ func (fakeActivation) SecurityTest(_ context.Context, req *activationv1.Security
 	return &activationv1.SecurityTestResponse{}, nil
 }
 
+func (fakeActivation) CreateDeviceActivation(_ context.Context, req *activationv1.CreateDeviceActivationRequest) (*activationv1.CreateDeviceActivationResponse, error) {
+	if err := failFor(req.GetDeviceId()); err != nil {
+		return nil, err
+	}
+	return &activationv1.CreateDeviceActivationResponse{Code: "123456789", ExpiresAt: "2026-03-26T23:59:59.000Z"}, nil
+}
+
+func (fakeActivation) GetDeviceJwt(_ context.Context, req *activationv1.GetDeviceJwtRequest) (*activationv1.GetDeviceJwtResponse, error) {
+	if err := failFor(req.GetDeviceId()); err != nil {
+		return nil, err
+	}
+	return &activationv1.GetDeviceJwtResponse{Jwt: "jwt-for-" + req.GetDeviceId()}, nil
+}
+
 func (fakeActivation) DropData(ctx context.Context, _ *activationv1.DropDataRequest) (*activationv1.DropDataResponse, error) {
 	return &activationv1.DropDataResponse{}, refusal(ctx)
 }
@@ -272,6 +286,27 @@ func (fakeSession) GetClinicianJwt(_ context.Context, req *sessionv1.GetClinicia
 		return nil, err
 	}
 	return &sessionv1.GetClinicianJwtResponse{Jwt: "clinician-jwt"}, nil
+}
+
+func (fakeSession) ListSessions(_ context.Context, req *sessionv1.ListSessionsRequest) (*sessionv1.ListSessionsResponse, error) {
+	if err := failFor(req.GetClinicianId()); err != nil {
+		return nil, err
+	}
+	return &sessionv1.ListSessionsResponse{Sessions: []*sessionv1.BrowserSession{{SessionId: "s1", ClinicianId: req.GetClinicianId(), Provider: "local"}}}, nil
+}
+
+func (fakeSession) EndSessions(_ context.Context, req *sessionv1.EndSessionsRequest) (*sessionv1.EndSessionsResponse, error) {
+	if err := failFor(req.GetClinicianId()); err != nil {
+		return nil, err
+	}
+	return &sessionv1.EndSessionsResponse{Ended: 1}, nil
+}
+
+func (fakeSession) SetLocalPassword(_ context.Context, req *sessionv1.SetLocalPasswordRequest) (*sessionv1.SetLocalPasswordResponse, error) {
+	if err := failFor(req.GetClinicianId()); err != nil {
+		return nil, err
+	}
+	return &sessionv1.SetLocalPasswordResponse{}, nil
 }
 
 func (fakeSession) DropData(ctx context.Context, _ *sessionv1.DropDataRequest) (*sessionv1.DropDataResponse, error) {

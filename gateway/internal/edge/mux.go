@@ -23,7 +23,9 @@ import (
 
 // successStatus lists the responses whose success status is not 200, by
 // the response message's full name. It is the only place such statuses
-// are decided.
+// are decided; the OpenAPI document declares each on its RPC
+// (openapiv2_operation responses), and TestOpenAPISuccessMatchesTheEdge
+// checks that the two agree.
 var successStatus = map[protoreflect.FullName]int{
 	"dhos.session.v1.CreateClinicianResponse": http.StatusCreated,
 }

@@ -12,6 +12,7 @@ package sessionv1
 
 import (
 	_ "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -963,7 +964,7 @@ var File_dhos_session_v1_session_proto protoreflect.FileDescriptor
 
 const file_dhos_session_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1ddhos/session/v1/session.proto\x12\x0fdhos.session.v1\x1a\x19dhos/auth/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x90\x05\n" +
+	"\x1ddhos/session/v1/session.proto\x12\x0fdhos.session.v1\x1a\x19dhos/auth/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x90\x05\n" +
 	"\x16CreateClinicianRequest\x12!\n" +
 	"\fclinician_id\x18\x01 \x01(\tR\vclinicianId\x12&\n" +
 	"\flogin_active\x18\x02 \x01(\bH\x00R\vloginActive\x88\x01\x01\x126\n" +
@@ -1034,9 +1035,11 @@ const file_dhos_session_v1_session_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x1a\n" +
 	"\x18SetLocalPasswordResponse\"\x11\n" +
 	"\x0fDropDataRequest\"\x12\n" +
-	"\x10DropDataResponse2\xa0\t\n" +
-	"\x0eSessionService\x12\x9d\x01\n" +
-	"\x0fCreateClinician\x12'.dhos.session.v1.CreateClinicianRequest\x1a(.dhos.session.v1.CreateClinicianResponse\"7\x92\x82\x19\x16\x12\x14write:send_clinician\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/dhos/v1/clinician\x12\xb0\x01\n" +
+	"\x10DropDataResponse2\xe0\t\n" +
+	"\x0eSessionService\x12\xdd\x01\n" +
+	"\x0fCreateClinician\x12'.dhos.session.v1.CreateClinicianRequest\x1a(.dhos.session.v1.CreateClinicianResponse\"w\x92A=J;\n" +
+	"\x03201\x124\n" +
+	"2Created: the clinician's login details are stored.\x92\x82\x19\x16\x12\x14write:send_clinician\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/dhos/v1/clinician\x12\xb0\x01\n" +
 	"\x0fUpdateClinician\x12'.dhos.session.v1.UpdateClinicianRequest\x1a(.dhos.session.v1.UpdateClinicianResponse\"J\x92\x82\x19\x16\x12\x14write:send_clinician\x82\xd3\xe4\x93\x02*:\x05patch2!/dhos/v1/clinician/{clinician_id}\x12\xa4\x01\n" +
 	"\x0fGetClinicianJwt\x12'.dhos.session.v1.GetClinicianJwtRequest\x1a(.dhos.session.v1.GetClinicianJwtResponse\">\x92\x82\x19\x1c\x12\x1aread:send_entry_identifier\x82\xd3\xe4\x93\x02\x18\x12\x16/dhos/v1/clinician/jwt\x12\xa3\x01\n" +
 	"\fListSessions\x12$.dhos.session.v1.ListSessionsRequest\x1a%.dhos.session.v1.ListSessionsResponse\"F\x92\x82\x19\x10\x12\x0eadmin:sessions\x82\xd3\xe4\x93\x02,\x12*/dhos/v1/clinician/{clinician_id}/sessions\x12\xdc\x01\n" +

@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,31 +10,16 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/service"
 )
 
-// Timeouts and limits of the HTTP server.
+// Timeouts and limits of the HTTP server (the suite's, in pkg/service).
 const (
-	ReadHeaderTimeout = 5 * time.Second
-	ReadTimeout       = 30 * time.Second
-	WriteTimeout      = 30 * time.Second
-	IdleTimeout       = 120 * time.Second
-	MaxHeaderBytes    = 64 << 10
+	ReadHeaderTimeout = service.HTTPReadHeaderTimeout
+	MaxHeaderBytes    = service.HTTPMaxHeaderBytes
 )
 
 // newHTTPServer is the edge's HTTP server: every timeout and the header
 // size bounded.
 func newHTTPServer(ctx context.Context, h http.Handler, lg *slog.Logger) *http.Server {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	return service.NewHTTPServer(ctx, h, lg)
 }
 
 // ServeOptions describe the HTTP listener.
@@ -61,52 +44,8 @@ type ServeOptions struct {
 // ready, goes on serving for ShutdownDelay, stops accepting connections
 // and lets in-flight requests finish within ShutdownTimeout.
 func Serve(ctx context.Context, o ServeOptions) error {
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
-	}
-	lg := o.Logger
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
-	lis, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.Addr, err)
-	}
-	if o.Listening != nil {
-		o.Listening(lis.Addr())
-	}
-	srv := newHTTPServer(ctx, o.Handler, lg)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	lg.Info("edge listening", "url", "http://"+lis.Addr().String())
-	if o.Ops != nil {
-		o.Ops.Serving()
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	if o.Ops != nil {
-		o.Ops.Draining()
-	}
-	if o.ShutdownDelay > 0 {
-		lg.Info("shutting down: not ready, still serving", "delay", o.ShutdownDelay.String())
-		select {
-		case <-time.After(o.ShutdownDelay):
-		case err := <-errc:
-			return fmt.Errorf("http server: %w", err)
-		}
-	}
-	lg.Info("shutting down: draining in-flight requests", "timeout", o.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		lg.Warn("drain timed out; closing connections", "error", err.Error())
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return nil
+	return service.ServeHTTP(ctx, service.HTTPServeOptions{
+		Name: "edge", Addr: o.Addr, Server: newHTTPServer(ctx, o.Handler, o.Logger), Logger: o.Logger,
+		ShutdownTimeout: o.ShutdownTimeout, ShutdownDelay: o.ShutdownDelay, Ops: o.Ops, Listening: o.Listening,
+	})
 }

@@ -2,13 +2,12 @@ package ssohttp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/service"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -28,49 +27,13 @@ type ServeOptions struct {
 // requests. Each request continues the trace the edge sent
 // (traceparent), so its audit events carry the edge's trace id.
 func Serve(ctx context.Context, o ServeOptions) error {
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
-	}
-	lg := o.Logger
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
-	lis, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.Addr, err)
-	}
-	if o.Listening != nil {
-		o.Listening(lis.Addr())
-	}
 	h := o.Handler
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			h.ServeHTTP(w, r.WithContext(ctx))
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	lg.Info("browser sign-in listening", "addr", lis.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return nil
+	traced := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+	return service.ServeHTTP(ctx, service.HTTPServeOptions{
+		Name: "browser sign-in", Addr: o.Addr, Server: service.NewHTTPServer(ctx, traced, o.Logger), Logger: o.Logger,
+		ShutdownTimeout: o.ShutdownTimeout, Listening: o.Listening,
+	})
 }

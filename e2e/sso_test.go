@@ -43,12 +43,7 @@ const (
 // on top of env, and registers clinician id1 (the upstream user).
 func startSSO(t *testing.T, env map[string]string) *ssoWorld {
 	t.Helper()
-	edgeLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	edge := edgeLis.Addr().String()
-	edgeLis.Close()
+	edge := freePort(t)
 	_, port, _ := net.SplitHostPort(edge)
 	issuer := "http://" + edge + "/"
 	callback := "http://" + edge + "/login/callback"

@@ -3,11 +3,13 @@ package deploy
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -217,6 +219,7 @@ func checkWorkload(t *testing.T, overlay string, d obj, config map[string]any, b
 			if ports["http"] != want.port {
 				t.Errorf("http port %d, want %d", ports["http"], want.port)
 			}
+			checkTrustedProxies(t, env, config)
 		} else {
 			if ports["grpc"] != want.port || portOf(env["GRPC_LISTEN_ADDR"]) != want.port {
 				t.Errorf("grpc port %d, GRPC_LISTEN_ADDR %q; want %d", ports["grpc"], env["GRPC_LISTEN_ADDR"], want.port)
@@ -266,6 +269,39 @@ func checkWorkload(t *testing.T, overlay string, d obj, config map[string]any, b
 	}
 	if !svc || !hpa || !pdb {
 		t.Errorf("Service %v, HorizontalPodAutoscaler %v, PodDisruptionBudget %v; want all", svc, hpa, pdb)
+	}
+}
+
+// privateRanges are the address ranges no client outside the cluster
+// reaches the edge from (RFC 1918, IPv6 unique local).
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// checkTrustedProxies: the edge is told which proxies' X-Forwarded-For
+// to believe (behind the Ingress, without it every client would share
+// the controller's address for the per-address limits), and they are
+// private ranges only: trusting a public address would let a client
+// name any address it likes.
+func checkTrustedProxies(t *testing.T, env map[string]string, config map[string]any) {
+	v, ok := env["TRUSTED_PROXIES"]
+	if !ok {
+		v, _ = config["TRUSTED_PROXIES"].(string)
+	}
+	prefixes, err := ratelimit.ParsePrefixes(v)
+	if err != nil || len(prefixes) == 0 {
+		t.Fatalf("TRUSTED_PROXIES %q (%v): the gateway must be told its proxies", v, err)
+	}
+	for _, p := range prefixes {
+		inside := slices.ContainsFunc(privateRanges, func(r netip.Prefix) bool {
+			return r.Addr().Is4() == p.Addr().Is4() && r.Bits() <= p.Bits() && r.Contains(p.Addr())
+		})
+		if !inside {
+			t.Errorf("TRUSTED_PROXIES has %s, which is not inside a private range", p)
+		}
 	}
 }
 

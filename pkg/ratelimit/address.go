@@ -16,6 +16,12 @@ import (
 // proxy) and never forwards a client's value for it.
 const ClientAddressMetadata = "dhos-client-address"
 
+// ClientAddressHeader is the HTTP header in which the REST edge passes the
+// client's address (decided as for ClientAddressMetadata) to the session
+// service's browser sign-in listener, which only the edge can reach. The
+// edge always sets it itself, replacing any value a client sent.
+const ClientAddressHeader = "Dhos-Client-Address"
+
 // ClientAddress returns the address a call came from: the edge's
 // ClientAddressMetadata when present and an IP address, else the gRPC
 // peer's address (a caller that reached the service directly). It

@@ -15,7 +15,8 @@
 //
 // ClientAddress, AddressKey and ForwardedClient decide which address a
 // per-address limit counts: the REST edge passes the client's address in
-// the dhos-client-address metadata (from X-Forwarded-For only when the
-// connection comes from a configured trusted proxy), IPv6 addresses count
-// per /64.
+// the dhos-client-address metadata, and to the session service's sign-in
+// listener in the Dhos-Client-Address header (from X-Forwarded-For only
+// when the connection comes from a configured trusted proxy), IPv6
+// addresses count per /64.
 package ratelimit

@@ -164,7 +164,7 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	front := middleware(rt, errs, o.Logger, o.MaxBodyBytes)
 	if o.SessionHTTP != "" {
-		front = sessionProxy(o.SessionHTTP, front, errs, o.MaxBodyBytes)
+		front = sessionProxy(o.SessionHTTP, front, errs, o.MaxBodyBytes, o.TrustedProxies)
 	}
 	return traced(front), nil
 }

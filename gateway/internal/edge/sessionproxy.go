@@ -3,10 +3,12 @@ package edge
 import (
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -38,13 +40,20 @@ const (
 )
 
 // sessionProxy forwards the session paths to addr (host:port) and
-// everything else to next.
-func sessionProxy(addr string, next http.Handler, errs *errorWriter, maxBody int64) http.Handler {
+// everything else to next. The client's address (from X-Forwarded-For
+// only when the peer is one of the trusted proxies) goes to the session
+// service in ratelimit.ClientAddressHeader, for its per-address limits.
+func sessionProxy(addr string, next http.Handler, errs *errorWriter, maxBody int64, trusted []netip.Prefix) http.Handler {
 	target := &url.URL{Scheme: "http", Host: addr}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			// Never what the client sent under that name.
+			pr.Out.Header.Del(ratelimit.ClientAddressHeader)
+			if a := clientAddress(pr.In, trusted); a.IsValid() {
+				pr.Out.Header.Set(ratelimit.ClientAddressHeader, a.String())
+			}
 			// The session service continues the edge's trace.
 			otel.GetTextMapPropagator().Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
 		},

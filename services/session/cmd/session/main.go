@@ -22,6 +22,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
@@ -174,6 +175,8 @@ func startBrowser(ctx context.Context, common service.Common, b ssoSettings, db 
 		SuiteKeys:       &auth.RemoteKeys{Fetch: service.JWKSFetcher(tok), MinRefresh: service.DefaultJWKSRefresh},
 		AccessVerifier:  verifier,
 		Leeway:          common.Trust.Leeway,
+		Limits:          b.Limits,
+		Limiter:         ratelimit.New(db),
 		Logger:          logger,
 	}, sessiondb.New(db), clinicians, sessiongrpc.SSOTokens{Client: tok})
 	if err != nil {
@@ -190,6 +193,7 @@ func startBrowser(ctx context.Context, common service.Common, b ssoSettings, db 
 		}
 		done <- err
 	}()
-	logger.Info("browser sign-in", "providers", len(providers), "clients", len(b.Clients), "local_login", b.LocalLogin)
+	logger.Info("browser sign-in", "providers", len(providers), "clients", len(b.Clients), "local_login", b.LocalLogin,
+		"limit_per_address", b.Limits.PerAddress.String(), "limit_per_principal", b.Limits.PerPrincipal.String())
 	return svc, nil
 }

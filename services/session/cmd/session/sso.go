@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/service"
 	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 	"github.com/dhosauth/dhosauth/services/session/internal/upstream"
@@ -38,12 +39,16 @@ type ssoSettings struct {
 	LocalLogin bool
 	Idle       time.Duration
 	Absolute   time.Duration
-	Notes      []string
+	// Limits bound failed local sign-ins and token requests.
+	Limits sso.Limits
+	Notes  []string
 }
 
 // loadSSO reads SESSION_HTTP_ADDR (SESSION_HTTP_LISTEN_ADDR), OIDC_PROVIDERS
 // (or OIDC_PROVIDERS_FILE), OIDC_CLIENTS (or OIDC_CLIENTS_FILE), ROLE_SCOPES,
-// LOCAL_LOGIN_ENABLED, SESSION_IDLE_TIMEOUT and SESSION_ABSOLUTE_TIMEOUT.
+// LOCAL_LOGIN_ENABLED, SESSION_IDLE_TIMEOUT, SESSION_ABSOLUTE_TIMEOUT and
+// the activation service's RATE_LIMIT_PER_ADDRESS and
+// RATE_LIMIT_PER_PRINCIPAL.
 func loadSSO(l *config.Loader, c service.Common) ssoSettings {
 	prod := c.Environment.IsProduction()
 	s := ssoSettings{}
@@ -85,7 +90,22 @@ func loadSSO(l *config.Loader, c service.Common) ssoSettings {
 	if s.Idle < time.Minute || s.Absolute < s.Idle || s.Absolute > 30*24*time.Hour {
 		l.Fail("SESSION_IDLE_TIMEOUT and SESSION_ABSOLUTE_TIMEOUT: want 1m <= idle <= absolute <= 720h, got %s and %s", s.Idle, s.Absolute)
 	}
+	def := sso.DefaultLimits()
+	s.Limits = sso.Limits{
+		PerAddress:   limit(l, "RATE_LIMIT_PER_ADDRESS", def.PerAddress),
+		PerPrincipal: limit(l, "RATE_LIMIT_PER_PRINCIPAL", def.PerPrincipal),
+	}
 	return s
+}
+
+// limit reads a rate limit ("N/duration", or "off").
+func limit(l *config.Loader, name string, def ratelimit.Limit) ratelimit.Limit {
+	lim, err := ratelimit.ParseLimit(def.Name, l.String(name, def.String()))
+	if err != nil {
+		l.Fail("%s: %v", name, err)
+		return def
+	}
+	return lim
 }
 
 // fromFile reads NAME, or the file NAME_FILE names.

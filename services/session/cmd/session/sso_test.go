@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
@@ -52,5 +53,23 @@ func TestSSOConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
+	}
+}
+
+// TestRateLimitConfig: the activation service's variables and defaults;
+// "off" turns a limit off (the end-to-end tests do); a bad value is
+// reported.
+func TestRateLimitConfig(t *testing.T) {
+	s, err := loadFrom(t, map[string]string{"ENVIRONMENT": "DEVELOPMENT"})
+	if err != nil || s.Limits.PerAddress.String() != "30/15m0s" || s.Limits.PerPrincipal.String() != "10/15m0s" {
+		t.Fatalf("defaults: %v %v (%v)", s.Limits.PerAddress, s.Limits.PerPrincipal, err)
+	}
+	s, err = loadFrom(t, map[string]string{"ENVIRONMENT": "DEVELOPMENT", "RATE_LIMIT_PER_ADDRESS": "off", "RATE_LIMIT_PER_PRINCIPAL": "5/1m"})
+	if err != nil || !s.Limits.PerAddress.Off() || s.Limits.PerPrincipal.Max != 5 || s.Limits.PerPrincipal.Window != time.Minute {
+		t.Fatalf("off and 5/1m: %v %v (%v)", s.Limits.PerAddress, s.Limits.PerPrincipal, err)
+	}
+	_, err = loadFrom(t, map[string]string{"ENVIRONMENT": "DEVELOPMENT", "RATE_LIMIT_PER_PRINCIPAL": "ten"})
+	if err == nil || !strings.Contains(err.Error(), "RATE_LIMIT_PER_PRINCIPAL") {
+		t.Fatalf("a bad limit: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
 )
@@ -27,7 +28,9 @@ func Migrations() storage.Migrations {
 	if err != nil {
 		panic(err)
 	}
-	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
+	// The rate-limit counters of browser sign-in (ratelimit.Migrations):
+	// a migration set of their own, tracked apart from the session's.
+	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations(), ratelimit.Migrations()}}
 }
 
 // Store implements session.Store.

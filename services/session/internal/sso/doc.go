@@ -12,5 +12,9 @@
 // audited (pkg/audit). Secrets are never stored: the cookie, codes and
 // states only as SHA-256, the PKCE verifier and nonce of an upstream
 // sign-in derived from its state under a server key, client secrets as
-// SHA-256 in the configuration, local passwords as argon2id.
+// SHA-256 in the configuration, local passwords as argon2id. Failed local
+// sign-ins and token requests are limited per client address and per name
+// or client_id (Limits, counted in the session store by pkg/ratelimit);
+// a refusal is a *LimitedError, or at the token endpoint an *OAuthError
+// with RetryAfter.
 package sso

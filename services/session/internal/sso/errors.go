@@ -1,6 +1,9 @@
 package sso
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // OAuth error codes (RFC 6749 sections 4.1.2.1 and 5.2, OpenID Connect
 // Core 3.1.2.6, RFC 6750 section 3.1).
@@ -27,6 +30,9 @@ type OAuthError struct {
 	Code        string
 	Description string
 	Status      int
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): a refusal by a brute-force limit.
+	RetryAfter time.Duration
 }
 
 func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }

@@ -249,7 +249,10 @@ var dummyHash = sync.OnceValue(func() string { return HashPassword("not a passwo
 // local sign-in is enabled; the clinician must exist, be active, have a
 // password that matches, and be in a group that maps to scopes. Every
 // outcome is audited; refusals say no more than "wrong name or password"
-// unless the password matched.
+// unless the password matched. Wrong passwords (and names without one)
+// count against the limits per client address and per name; when one is
+// full the attempt is refused with a *LimitedError before the password is
+// looked at, the right one included.
 func (s *Service) LocalLogin(ctx context.Context, clinicianID, password string) (string, error) {
 	if !s.cfg.LocalLogin {
 		s.record(ctx, failure(ctx, EventSignIn, "", "", "local sign-in disabled", audit.Data{"provider": ProviderLocal}))
@@ -259,16 +262,30 @@ func (s *Service) LocalLogin(ctx context.Context, clinicianID, password string) 
 		return "", &SignInError{Message: "Wrong name or password."}
 	}
 	data := audit.Data{"provider": ProviderLocal, "clinician_id": clinicianID}
+	settle, err := s.reserve(ctx, s.addressBucket(ctx, LimitLocalLoginAddress), s.principalBucket(LimitLocalLoginUser, clinicianID))
+	var limited *LimitedError
+	if errors.As(err, &limited) {
+		data["limit"] = limited.Limit
+		s.record(ctx, failure(ctx, EventSignIn, "", clinicianID, "too many failed attempts", data))
+		return "", err
+	}
+	if err != nil {
+		return "", fmt.Errorf("rate limit: %w", err)
+	}
+	wrongSecret := false
+	defer func() { settle(wrongSecret) }()
 	hash, err := s.store.PasswordHash(ctx, clinicianID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	if errors.Is(err, ErrNotFound) {
 		CheckPassword(password, dummyHash())
+		wrongSecret = true
 		s.record(ctx, failure(ctx, EventSignIn, "", clinicianID, "no local password", data))
 		return "", &SignInError{Message: "Wrong name or password."}
 	}
 	if !CheckPassword(password, hash) {
+		wrongSecret = true
 		s.record(ctx, failure(ctx, EventSignIn, "", clinicianID, "wrong password", data))
 		return "", &SignInError{Message: "Wrong name or password."}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -173,18 +174,45 @@ type TokenResponse struct {
 // access token with the session's scopes and an ID token. A reused code
 // ends the session it came from (its tokens are revoked). Every refusal
 // is audited with its OAuth error.
+//
+// Failed client authentications and code redemptions (invalid_client,
+// invalid_grant) count against the limits per client address and per
+// client_id; when one is full the request is refused before anything is
+// checked with temporarily_unavailable, status 429 and RetryAfter.
+// RFC 6749 5.2 names no error for this, and a client app handles 429
+// with Retry-After as a standard HTTP answer.
 func (s *Service) Token(ctx context.Context, r TokenRequest) (*TokenResponse, *OAuthError, error) {
 	data := audit.Data{}
+	cc, e := credentials(r)
+	if e != nil {
+		s.record(ctx, failure(ctx, EventToken, "", "", "client credentials malformed", withErr(data, e.Code)))
+		return nil, e, nil
+	}
+	data["client_id"] = truncate(cc.id, 200)
+	data["auth_method"] = cc.method
+	settle, err := s.reserve(ctx, s.addressBucket(ctx, LimitTokenAddress), s.principalBucket(LimitTokenClient, cc.id))
+	var limited *LimitedError
+	if errors.As(err, &limited) {
+		data["limit"] = limited.Limit
+		e := &OAuthError{Code: ErrTemporarilyUnavailable, Description: limited.Error(), Status: http.StatusTooManyRequests, RetryAfter: limited.RetryAfter}
+		s.record(ctx, failure(ctx, EventToken, "", "", "too many failed attempts", withErr(data, e.Code)))
+		return nil, e, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("rate limit: %w", err)
+	}
+	resp, e, err := s.redeem(ctx, r, cc, data)
+	settle(e != nil && (e.Code == ErrInvalidClient || e.Code == ErrInvalidGrant))
+	return resp, e, err
+}
+
+// redeem is Token once the client's credentials are read and the attempt
+// counted.
+func (s *Service) redeem(ctx context.Context, r TokenRequest, cc clientCredentials, data audit.Data) (*TokenResponse, *OAuthError, error) {
 	refuse := func(reason string, e *OAuthError) (*TokenResponse, *OAuthError, error) {
 		s.record(ctx, failure(ctx, EventToken, "", "", reason, withErr(data, e.Code)))
 		return nil, e, nil
 	}
-	cc, e := credentials(r)
-	if e != nil {
-		return refuse("client credentials malformed", e)
-	}
-	data["client_id"] = truncate(cc.id, 200)
-	data["auth_method"] = cc.method
 	c, e := s.authenticate(ctx, cc)
 	if e != nil {
 		return refuse("client authentication failed: "+e.Description, e)

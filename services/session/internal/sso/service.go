@@ -146,6 +146,10 @@ type Config struct {
 	AccessVerifier *auth.Verifier
 	// Leeway tolerates clock skew.
 	Leeway time.Duration
+	// Limits bound failed local sign-ins and token requests, counted by
+	// Limiter (nil: nothing is limited). Limits left zero are off.
+	Limits  Limits
+	Limiter Limiter
 	// Logger receives delivery failures and the like.
 	Logger *slog.Logger
 	// Now is the clock (default apitime.Now).

@@ -81,8 +81,9 @@ type env struct {
 }
 
 // newEnv builds the service over a real store, with one client app whose
-// back-channel logout endpoint fails as many times as fail says.
-func newEnv(t *testing.T, db storage.DB, local bool) *env {
+// back-channel logout endpoint fails as many times as fail says; opts
+// change the configuration.
+func newEnv(t *testing.T, db storage.DB, local bool, opts ...func(*sso.Config, *env)) *env {
 	t.Helper()
 	if err := sessiondb.New(db).DropAll(context.Background(), audit.New(context.Background(), "session", audit.TypeDataDropped, "", nil)); err != nil {
 		t.Fatal(err)
@@ -107,11 +108,15 @@ func newEnv(t *testing.T, db storage.DB, local bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc, err = sso.New(sso.Config{
+	cfg := sso.Config{
 		Issuer: "https://suite.example/", Clients: clients, LocalLogin: local,
 		RoleScopes: map[string][]string{"send clinician": {"read:send_patient"}},
 		StateKey:   []byte("0123456789abcdef0123456789abcdef"), Now: e.clock.now,
-	}, e.store, clinicians{
+	}
+	for _, o := range opts {
+		o(&cfg, e)
+	}
+	e.svc, err = sso.New(cfg, e.store, clinicians{
 		"c1":       {Exists: true, Active: true, Groups: []string{"send clinician"}},
 		"inactive": {Exists: true, Active: false, Groups: []string{"send clinician"}},
 		"norole":   {Exists: true, Active: true, Groups: []string{"admin"}},
@@ -178,6 +183,9 @@ func TestSSO(t *testing.T) {
 		t.Run("LocalLogin", func(t *testing.T) { testLocalLogin(t, db) })
 		t.Run("LogoutDeliveryRetries", func(t *testing.T) { testDeliveryRetries(t, db) })
 		t.Run("ReplayedJTI", func(t *testing.T) { testReplayedJTI(t, db) })
+		t.Run("LocalLoginLimits", func(t *testing.T) { testLocalLoginLimits(t, db) })
+		t.Run("TokenLimits", func(t *testing.T) { testTokenLimits(t, db) })
+		t.Run("LimitsOff", func(t *testing.T) { testLimitsOff(t, db) })
 	})
 }
 

@@ -6,12 +6,15 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 	"google.golang.org/grpc/codes"
 )
@@ -65,7 +68,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	h.mux.ServeHTTP(w, r)
+	h.mux.ServeHTTP(w, r.WithContext(sso.WithClientAddress(r.Context(), clientAddress(r))))
+}
+
+// clientAddress is the address a request came from, for the per-address
+// limits: the edge's ratelimit.ClientAddressHeader, which it always sets
+// itself (only the edge reaches this listener: the network policies in
+// deploy/k8s, a loopback address by default), else the connection's peer.
+func clientAddress(r *http.Request) netip.Addr {
+	if v := r.Header.Values(ratelimit.ClientAddressHeader); len(v) > 0 {
+		if a, err := netip.ParseAddr(strings.TrimSpace(v[len(v)-1])); err == nil {
+			return a.Unmap()
+		}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
@@ -187,10 +206,17 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	h.signedIn(w, r, cookie, returnTo, err)
 }
 
-// signedIn sets the session cookie and goes on, or shows the refusal.
+// signedIn sets the session cookie and goes on, or shows the refusal: a
+// refusal by a brute-force limit is a 429 with Retry-After.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, cookie, returnTo string, err error) {
 	var se *sso.SignInError
+	var limited *sso.LimitedError
 	switch {
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(limited.Seconds()))
+		h.page(w, http.StatusTooManyRequests, "Too many attempts",
+			"There have been too many failed sign-ins. Try again in "+strconv.Itoa(limited.Seconds())+" seconds.")
+		return
 	case errors.As(err, &se):
 		h.page(w, http.StatusForbidden, "You are not signed in", se.Message)
 		return
@@ -377,6 +403,9 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeOAuthError(w http.ResponseWriter, e *sso.OAuthError) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
 	writeJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/internal/admin"
 	"github.com/dhosauth/dhosauth/internal/testport"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
@@ -75,7 +76,7 @@ type Suite struct {
 	Ops     map[string]string
 	mu      sync.Mutex
 	secrets []string
-	logs    map[string]*syncBuffer
+	logs    map[string]*servicetest.LogBuffer
 	procs   map[string]*process
 }
 
@@ -152,24 +153,6 @@ func (s *Suite) whose(p, addr string) string {
 	return " (" + strings.Join(names, ", ") + ")"
 }
 
-// syncBuffer is a log sink safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Start runs the suite with env on top of the test defaults.
 func Start(t testing.TB, env map[string]string) *Suite {
 	t.Helper()
@@ -233,11 +216,11 @@ func StartWith(t testing.TB, env map[string]string, procEnv map[string]map[strin
 		environ = append(environ, k+"="+v)
 	}
 	s.environ = environ
-	logs := map[string]*syncBuffer{}
+	logs := map[string]*servicetest.LogBuffer{}
 	s.logs = logs
 	for _, p := range processes {
 		s.Ops[p] = freePort(t)
-		logs[p] = &syncBuffer{}
+		logs[p] = &servicetest.LogBuffer{}
 		s.startProcess(p, p)
 	}
 	t.Cleanup(func() {
@@ -265,7 +248,7 @@ func StartWith(t testing.TB, env map[string]string, procEnv map[string]map[strin
 	return s
 }
 
-func (s *Suite) waitReady(logs map[string]*syncBuffer) {
+func (s *Suite) waitReady(logs map[string]*servicetest.LogBuffer) {
 	t := s.t
 	deadline := time.Now().Add(30 * time.Second)
 	for _, p := range processes[:4] {
@@ -366,7 +349,7 @@ func (s *Suite) StartEdge(name string, env map[string]string) string {
 	addr := freePort(s.t)
 	_, port, _ := net.SplitHostPort(addr)
 	s.Ops[name] = freePort(s.t)
-	s.logs[name] = &syncBuffer{}
+	s.logs[name] = &servicetest.LogBuffer{}
 	pe := map[string]string{"HTTP_PORT": port}
 	for k, v := range env {
 		pe[k] = v

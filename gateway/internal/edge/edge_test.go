@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 )
 
 // env is the real edge handler in httptest in front of fake services.
@@ -728,28 +728,10 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 }
 
-// syncBuf is a log sink safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsCarryNoSecrets(t *testing.T) {
-	logs := &syncBuf{}
+	logs := &servicetest.LogBuffer{}
 	e := newEnv(t, devOptions, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = logs.Logger()
 	})
 	secrets := []string{"fail-INTERNAL", "SECRETAUTHCODE", "SECRETTOKEN", "SECRETQUERY"}
 	e.do("POST", "/dhos/v1/activation/fail-INTERNAL?type=SECRETQUERY", `{"otp":"abcd"}`).wantError(t, 500, "internal error")
@@ -770,7 +752,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 }
 
 func TestGRPCLoggerWritesThroughSlog(t *testing.T) {
-	logs := &syncBuf{}
+	logs := &servicetest.LogBuffer{}
 	g := GRPCLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	g.Info("quiet")
 	g.Warningf("careful %d", 1)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/config"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
 )
 
@@ -95,41 +95,15 @@ func TestAllErrorsListed(t *testing.T) {
 }
 
 func TestRunRefusesBadConfig(t *testing.T) {
-	t.Setenv("ENVIRONMENT", "PRODUCTION")
-	t.Setenv("CODE_HASH_KEY", "")
-	t.Setenv("LOG_LEVEL", "LOUD")
-	err := run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "CODE_HASH_KEY") || !strings.Contains(err.Error(), "LOG_LEVEL") {
-		t.Fatalf("run: %v", err)
-	}
+	servicetest.RunRejects(t, map[string]string{"ENVIRONMENT": "PRODUCTION", "CODE_HASH_KEY": "", "LOG_LEVEL": "LOUD"}, run, "CODE_HASH_KEY", "LOG_LEVEL")
 }
 
 // TestRunStartsAndStops starts the real process wiring on SQLite and stops
 // it by cancelling the context, as SIGTERM does.
 func TestRunStartsAndStops(t *testing.T) {
-	t.Setenv("ENVIRONMENT", "DEVELOPMENT")
-	t.Setenv("DATA_DIR", t.TempDir())
-	t.Setenv("ACTIVATION_GRPC_ADDR", "127.0.0.1:0")
-	t.Setenv("LOG_LEVEL", "ERROR")
-	t.Setenv("DATABASE_URL", "")
-	t.Setenv("DATABASE_HOST", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	select {
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(500 * time.Millisecond):
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	r := servicetest.StartRun(t, map[string]string{"ACTIVATION_GRPC_ADDR": "127.0.0.1:0"}, run)
+	r.Serving(500 * time.Millisecond)
+	r.Stop()
 }
 
 func TestRateLimitSettings(t *testing.T) {

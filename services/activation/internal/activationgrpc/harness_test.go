@@ -1,10 +1,8 @@
 package activationgrpc_test
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
-	"net"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/ratelimit"
 	"github.com/dhosauth/dhosauth/pkg/secret"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
@@ -29,7 +28,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -41,41 +39,8 @@ var (
 	testHashKey     = []byte("test-code-hash-key-0123456789abcdef0123456789")
 )
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// legacy mints the test tokens.
+var legacy = servicetest.HSIssuer{Key: testHSKey, Issuer: testHSIssuer}
 
 // fakeDevices is the device service peer: a registry in memory.
 type fakeDevices struct {
@@ -131,11 +96,15 @@ func (f *fakeTokens) IssueToken(ctx context.Context, req *tokenv1.IssueTokenRequ
 	f.mu.Lock()
 	f.issued = append(f.issued, issued{req.GetKind(), req.GetSubjectId()})
 	f.mu.Unlock()
-	tok := signToken(nil, testHSKey, jwt.MapClaims{
+	tok, err := legacy.Token(jwt.MapClaims{
+		"jti":      "test",
 		"sub":      req.GetSubjectId(),
 		"scope":    "read:gdm_patient_abbreviated",
 		"metadata": map[string]any{claim: req.GetSubjectId()},
 	})
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	return &tokenv1.IssueTokenResponse{Jwt: tok}, nil
 }
 
@@ -148,32 +117,18 @@ func (f *fakeTokens) calls() []issued {
 // signToken signs an HS512 token with iss = aud = testHSIssuer and a
 // lifetime of an hour, over the given claims.
 func signToken(t testing.TB, key []byte, claims jwt.MapClaims) string {
-	now := time.Now()
-	c := jwt.MapClaims{"iss": testHSIssuer, "aud": testHSIssuer, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "test"}
-	for k, v := range claims {
-		c[k] = v
-	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS512, c).SignedString(key)
-	if err != nil && t != nil {
-		t.Fatal(err)
-	}
-	return tok
+	t.Helper()
+	c := jwt.MapClaims{"jti": "test"}
+	maps.Copy(c, claims)
+	return servicetest.HSIssuer{Key: key, Issuer: testHSIssuer}.Sign(t, c)
 }
 
 // startPeer serves a fake peer service behind a guard that accepts the
 // internal service tokens, as the real peers do.
 func startPeer(t *testing.T, sd *grpc.ServiceDesc, impl any, rules auth.Rules) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	guard := auth.NewGuard(auth.NewVerifier(auth.VerifierOptions{InternalKey: testInternalKey}), rules, false)
-	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.Unary()))
-	srv.RegisterService(sd, impl)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return servicetest.ServePeer(t, func(s *grpc.Server) { s.RegisterService(sd, impl) }, grpc.UnaryInterceptor(guard.Unary()))
 }
 
 // options vary the environment under test.
@@ -187,17 +142,6 @@ type options struct {
 	revoker activation.Revoker
 }
 
-// deadAddr returns an address where nothing listens.
-func deadAddr(t *testing.T) string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
-}
-
 // env is a running activation server with its peers and its database.
 type env struct {
 	t       *testing.T
@@ -205,8 +149,8 @@ type env struct {
 	client  activationv1.ActivationServiceClient
 	devices *fakeDevices
 	tokens  *fakeTokens
-	logs    *syncBuffer
-	clock   *clock
+	logs    *servicetest.LogBuffer
+	clock   *servicetest.Clock
 	cfg     activation.Config
 	hasher  *secret.Hasher
 }
@@ -218,8 +162,8 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 		db:      db,
 		devices: &fakeDevices{devices: map[string]bool{}},
 		tokens:  &fakeTokens{},
-		logs:    &syncBuffer{},
-		clock:   &clock{t: apitime.Now()},
+		logs:    &servicetest.LogBuffer{},
+		clock:   servicetest.NewClock(apitime.Now()),
 	}
 	tokenRules, err := auth.RulesOf(tokenv1.File_dhos_token_v1_token_proto.Services().Get(0))
 	if err != nil {
@@ -232,7 +176,7 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 	tokenAddr := startPeer(t, &tokenv1.TokenService_ServiceDesc, e.tokens, tokenRules)
 	deviceAddr := startPeer(t, &devicev1.DeviceService_ServiceDesc, e.devices, deviceRules)
 	if o.peersDown {
-		tokenAddr, deviceAddr = deadAddr(t), deadAddr(t)
+		tokenAddr, deviceAddr = servicetest.DeadAddr(t), servicetest.DeadAddr(t)
 	}
 
 	creds := auth.NewInternalCredentials(testInternalKey, "activation", "internal:issue_token", "read:send_device")
@@ -261,7 +205,6 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 		o.cfg(&cfg)
 	}
 	e.cfg = cfg
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := activation.NewService(cfg, activation.Deps{
 		Store:   activationdb.New(db),
 		Hasher:  e.hasher,
@@ -278,46 +221,20 @@ func newEnv(t *testing.T, db storage.DB, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: testHSKey, HSIssuer: testHSIssuer, InternalKey: testInternalKey})
+	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: legacy.Key, HSIssuer: legacy.Issuer, InternalKey: testInternalKey})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Serve(ctx, service.ServerOptions{
-			Name:     "activation",
-			Addr:     "127.0.0.1:0",
-			Logger:   logger,
-			Guard:    auth.NewGuard(verifier, rules, o.production),
-			Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},
-			Register: func(s *grpc.Server) {
-				activationgrpc.Register(s, svc)
-				auditgrpc.New(db).Register(s)
-			},
-			Ready:           svc.Ping,
-			ShutdownTimeout: 2 * time.Second,
-			Listening:       func(a net.Addr) { addrc <- a.String() },
-		})
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := servicetest.Dial(t, servicetest.Serve(t, service.ServerOptions{
+		Name:     "activation",
+		Logger:   e.logs.Logger(),
+		Guard:    auth.NewGuard(verifier, rules, o.production),
+		Services: []string{activationgrpc.ServiceName, auditgrpc.ServiceName},
+		Register: func(s *grpc.Server) {
+			activationgrpc.Register(s, svc)
+			auditgrpc.New(db).Register(s)
+		},
+		Ready:           svc.Ping,
+		ShutdownTimeout: 2 * time.Second,
+	}))
 	e.client = activationv1.NewActivationServiceClient(conn)
 	return e
 }
@@ -331,9 +248,7 @@ func forEachBackend(t *testing.T, o options, fn func(t *testing.T, e *env)) {
 
 // Contexts carrying credentials.
 
-func bearer(token string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-}
+var bearer = servicetest.Bearer
 
 // clinician returns a context with a clinician token holding scopes.
 func clinician(t testing.TB, scopes ...string) context.Context {
@@ -373,9 +288,7 @@ func (e *env) deviceAdmin() context.Context {
 // wantCode fails the test unless err has the gRPC code want.
 func wantCode(t testing.TB, err error, want codes.Code) {
 	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("got %v (%v), want %v", got, err, want)
-	}
+	servicetest.WantCode(t, err, want, "")
 }
 
 // RPC shorthands.

@@ -90,7 +90,7 @@ func TestRateLimitPerAddress(t *testing.T) {
 		_, err = e.patientJwt("p1", "wrong")
 		wantLimited(t, err, 30*time.Minute)
 		// Once the window has slid by, the right OTP works.
-		e.clock.Advance(31 * time.Minute)
+		e.clock.Add(31 * time.Minute)
 		if _, err := e.client.ValidateActivation(ctx, &activationv1.ValidateActivationRequest{ActivationCode: act.GetActivationCode(), Body: &activationv1.ValidateActivationBody{Otp: act.GetOtp()}}); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 		}
 		_, err = e.deviceJwt("d1", "wrong")
 		wantLimited(t, err, 30*time.Minute)
-		e.clock.Advance(31 * time.Minute)
+		e.clock.Add(31 * time.Minute)
 		if _, err := e.patientJwt("p1", v.GetAuthorisationCode()); err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestDeviceCodeGuessBudget(t *testing.T) {
 		// Patient validations are not part of the device budget.
 		_, err = e.validatePatient("unknown-code", "abcd")
 		wantCode(t, err, codes.NotFound)
-		e.clock.Advance(2 * time.Hour)
+		e.clock.Add(2 * time.Hour)
 		if _, err := e.validateDevice(code); err != nil {
 			t.Fatal(err)
 		}

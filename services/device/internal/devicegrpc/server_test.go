@@ -1,13 +1,9 @@
 package devicegrpc_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
@@ -26,9 +23,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -38,45 +32,28 @@ const (
 	testHSIssuer = "https://issuer.test/"
 )
 
-// logBuffer collects log lines written concurrently by the server.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// legacy mints the callers' tokens; as(tok) calls with any other token.
+var legacy = servicetest.HSIssuer{Key: []byte(testHSKey), Issuer: testHSIssuer}
 
 // auditEvents lists the service's audit events through its AuditService,
 // as {event_type, event_data, actor, subject, outcome, reason}.
 func (e *testEnv) auditEvents(t *testing.T) []map[string]any {
 	t.Helper()
+	events, _ := servicetest.AuditEvents(t, legacy.Caller(t, "read:audit", map[string]any{"system_id": "auditor"}), e.audit, "")
 	var out []map[string]any
-	tok := ""
-	for {
-		resp, err := e.audit.ListEvents(as(token(t, "read:audit", map[string]any{"system_id": "auditor"})), &auditv1.ListEventsRequest{PageSize: 500, PageToken: tok})
-		if err != nil {
-			t.Fatalf("ListEvents: %v", err)
-		}
-		for _, ev := range resp.GetEvents() {
-			out = append(out, map[string]any{
-				"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "actor": ev.GetActor(),
-				"subject": ev.GetSubject(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
-			})
-		}
-		if tok = resp.GetNextPageToken(); tok == "" {
-			return out
-		}
+	for _, ev := range events {
+		out = append(out, map[string]any{
+			"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "actor": ev.GetActor(),
+			"subject": ev.GetSubject(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
+		})
 	}
+	return out
 }
 
 type testEnv struct {
 	client devicev1.DeviceServiceClient
 	audit  auditv1.AuditServiceClient
-	logs   *logBuffer
+	logs   *servicetest.LogBuffer
 }
 
 type envOptions struct {
@@ -88,97 +65,43 @@ type envOptions struct {
 // wires it, and returns a client.
 func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 	t.Helper()
-	logs := &logBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &servicetest.LogBuffer{}
 	rules, err := devicegrpc.Rules()
 	if err != nil {
 		t.Fatalf("rules: %v", err)
 	}
-	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: []byte(testHSKey), HSIssuer: testHSIssuer})
+	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: legacy.Key, HSIssuer: legacy.Issuer})
 	svc := device.NewService(devicedb.New(db), device.Config{AllowDropData: o.allowDrop})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Serve(ctx, service.ServerOptions{
-			Name:     "device",
-			Addr:     "127.0.0.1:0",
-			Logger:   logger,
-			Guard:    auth.NewGuard(verifier, rules, o.production),
-			Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
-			Register: func(g *grpc.Server) {
-				devicegrpc.New(svc).Register(g)
-				auditgrpc.New(db).Register(g)
-			},
-			Ready:     db.Ping,
-			Listening: func(a net.Addr) { addrc <- a },
-		})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("server did not start")
-	}
-	cc, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	cc := servicetest.Dial(t, servicetest.Serve(t, service.ServerOptions{
+		Name:     "device",
+		Logger:   logs.Logger(),
+		Guard:    auth.NewGuard(verifier, rules, o.production),
+		Services: []string{devicev1.DeviceService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+		Register: func(g *grpc.Server) {
+			devicegrpc.New(svc).Register(g)
+			auditgrpc.New(db).Register(g)
+		},
+		Ready: db.Ping,
+	}))
 	return &testEnv{client: devicev1.NewDeviceServiceClient(cc), audit: auditv1.NewAuditServiceClient(cc), logs: logs}
 }
 
-// token signs a legacy HS512 token with the given scopes and metadata.
-func token(t *testing.T, scope string, md map[string]any) string {
-	t.Helper()
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{
-		"iss": testHSIssuer, "aud": testHSIssuer, "sub": "test",
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"scope": scope, "metadata": md,
-	}).SignedString([]byte(testHSKey))
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return tok
-}
-
-func as(tok string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
-}
+var as = servicetest.Bearer
 
 // Callers used by the tests.
 func admin(t *testing.T) context.Context {
-	return as(token(t, "read:send_device write:send_device", map[string]any{"clinician_id": "admin-1"}))
+	return legacy.Caller(t, "read:send_device write:send_device", map[string]any{"clinician_id": "admin-1"})
 }
 
 func reader(t *testing.T) context.Context {
-	return as(token(t, "read:send_device", map[string]any{"clinician_id": "reader-1"}))
+	return legacy.Caller(t, "read:send_device", map[string]any{"clinician_id": "reader-1"})
 }
 
 func system(t *testing.T) context.Context {
-	return as(token(t, "", map[string]any{"system_id": "dhos-robot"}))
+	return legacy.Caller(t, "", map[string]any{"system_id": "dhos-robot"})
 }
 
-func wantCode(t *testing.T, err error, code codes.Code, msg string) {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != code {
-		t.Fatalf("code %v (%v), want %v", st.Code(), err, code)
-	}
-	if msg != "" && !strings.Contains(st.Message(), msg) {
-		t.Fatalf("message %q does not contain %q", st.Message(), msg)
-	}
-}
+var wantCode = servicetest.WantCode
 
 func mustCreate(t *testing.T, e *testEnv, nd *devicev1.NewDevice) *devicev1.Device {
 	t.Helper()
@@ -240,7 +163,7 @@ func testAuth(t *testing.T, e *testEnv) {
 	}).SignedString([]byte("some-other-key"))
 	_, err = e.client.ListDevices(as(forged), req)
 	wantCode(t, err, codes.Unauthenticated, "")
-	_, err = e.client.ListDevices(as(token(t, "read:gdm_activation", map[string]any{"clinician_id": "x"})), req)
+	_, err = e.client.ListDevices(legacy.Caller(t, "read:gdm_activation", map[string]any{"clinician_id": "x"}), req)
 	wantCode(t, err, codes.PermissionDenied, "read:send_device")
 	_, err = e.client.CreateDevice(reader(t), &devicev1.CreateDeviceRequest{Device: &devicev1.NewDevice{LocationId: "l", Description: "d"}})
 	wantCode(t, err, codes.PermissionDenied, "write:send_device")
@@ -436,7 +359,7 @@ func testGet(t *testing.T, e *testEnv) {
 func testUpdate(t *testing.T, e *testEnv) {
 	d := mustCreate(t, e, &devicev1.NewDevice{LocationId: "ward-1", Description: "first"})
 	time.Sleep(5 * time.Millisecond)
-	editor := as(token(t, "write:send_device", map[string]any{"system_id": "ward-admin"}))
+	editor := legacy.Caller(t, "write:send_device", map[string]any{"system_id": "ward-admin"})
 	resp, err := e.client.UpdateDevice(editor, &devicev1.UpdateDeviceRequest{DeviceId: d.GetUuid(), Patch: &devicev1.DevicePatch{
 		LocationId: proto.String("ward-2"), Active: proto.Bool(false),
 		Uuid: structpb.NewStringValue("ignored"), Created: structpb.NewStringValue("ignored"),

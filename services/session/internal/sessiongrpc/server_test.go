@@ -1,11 +1,8 @@
 package sessiongrpc_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +18,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
@@ -29,8 +27,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -45,17 +41,8 @@ const (
 // The fixed clock of the tests: today is 2026-03-26 (UTC).
 var testNow = time.Date(2026, 3, 26, 12, 0, 0, 0, time.UTC)
 
-// logBuffer collects log lines written concurrently by the server.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// legacy mints the callers' tokens; as(tok) calls with any other token.
+var legacy = servicetest.HSIssuer{Key: []byte(testHSKey), Issuer: testHSIssuer}
 
 // auditTail reads the sign-in audit events through the AuditService.
 type auditTail struct {
@@ -67,26 +54,19 @@ type auditTail struct {
 // the last call, as {event_type, event_data, subject, actor, outcome}.
 func (a *auditTail) take(t *testing.T) []map[string]any {
 	t.Helper()
+	var events []*auditv1.AuditEvent
+	events, a.cursor = servicetest.AuditEvents(t, legacy.Caller(t, "read:audit", map[string]any{"system_id": "auditor"}), a.client, a.cursor)
 	var out []map[string]any
-	for {
-		resp, err := a.client.ListEvents(as(token(t, "read:audit", map[string]any{"system_id": "auditor"})), &auditv1.ListEventsRequest{PageSize: 500, PageToken: a.cursor})
-		if err != nil {
-			t.Fatalf("ListEvents: %v", err)
+	for _, ev := range events {
+		if !strings.HasPrefix(ev.GetEventType(), "SEND entry login") {
+			continue
 		}
-		for _, ev := range resp.GetEvents() {
-			a.cursor = ev.GetCursor()
-			if !strings.HasPrefix(ev.GetEventType(), "SEND entry login") {
-				continue
-			}
-			out = append(out, map[string]any{
-				"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "subject": ev.GetSubject(),
-				"actor": ev.GetActor(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
-			})
-		}
-		if resp.GetNextPageToken() == "" {
-			return out
-		}
+		out = append(out, map[string]any{
+			"event_type": ev.GetEventType(), "event_data": ev.GetEventData().AsMap(), "subject": ev.GetSubject(),
+			"actor": ev.GetActor(), "outcome": ev.GetOutcome(), "reason": ev.GetReason(),
+		})
 	}
+	return out
 }
 
 // checkInternal verifies that a peer call carries the session service's
@@ -170,32 +150,6 @@ func (f *fakeTokens) issued() []*tokenv1.IssueTokenRequest {
 	return append([]*tokenv1.IssueTokenRequest(nil), f.requests...)
 }
 
-// servePeer runs a plain gRPC server for a fake peer.
-func servePeer(t *testing.T, register func(*grpc.Server)) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	srv := grpc.NewServer()
-	register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
-}
-
-// deadAddr is an address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
-}
-
 type testEnv struct {
 	client  sessionv1.SessionServiceClient
 	store   *sessiondb.Store
@@ -219,10 +173,10 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 	devices := &fakeDevices{verifier: peerVerifier, active: map[string]bool{}}
 	tokens := &fakeTokens{verifier: peerVerifier}
 	if o.deviceAddr == "" {
-		o.deviceAddr = servePeer(t, func(s *grpc.Server) { devicev1.RegisterDeviceServiceServer(s, devices) })
+		o.deviceAddr = servicetest.ServePeer(t, func(s *grpc.Server) { devicev1.RegisterDeviceServiceServer(s, devices) })
 	}
 	if o.tokenAddr == "" {
-		o.tokenAddr = servePeer(t, func(s *grpc.Server) { tokenv1.RegisterTokenServiceServer(s, tokens) })
+		o.tokenAddr = servicetest.ServePeer(t, func(s *grpc.Server) { tokenv1.RegisterTokenServiceServer(s, tokens) })
 	}
 	creds := auth.NewInternalCredentials([]byte(testInternalKey), "session", "read:send_device", "internal:issue_token")
 	deviceConn, err := service.Dial(o.deviceAddr, creds)
@@ -236,103 +190,48 @@ func start(t *testing.T, db storage.DB, o envOptions) *testEnv {
 	}
 	t.Cleanup(func() { tokenConn.Close() })
 
-	logs := &logBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rules, err := sessiongrpc.Rules()
 	if err != nil {
 		t.Fatalf("rules: %v", err)
 	}
-	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: []byte(testHSKey), HSIssuer: testHSIssuer, InternalKey: []byte(testInternalKey)})
+	verifier := auth.NewVerifier(auth.VerifierOptions{HSKey: legacy.Key, HSIssuer: legacy.Issuer, InternalKey: []byte(testInternalKey)})
 	store := sessiondb.New(db)
 	svc := session.NewService(store,
 		sessiongrpc.NewDeviceClient(devicev1.NewDeviceServiceClient(deviceConn)),
 		sessiongrpc.NewTokenClient(tokenv1.NewTokenServiceClient(tokenConn)),
 		session.Config{AllowDropData: o.allowDrop, Now: func() time.Time { return testNow }},
 	)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Serve(ctx, service.ServerOptions{
-			Name:     "session",
-			Addr:     "127.0.0.1:0",
-			Logger:   logger,
-			Guard:    auth.NewGuard(verifier, rules, o.production),
-			Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
-			Register: func(g *grpc.Server) {
-				sessiongrpc.New(svc).Register(g)
-				auditgrpc.New(db).Register(g)
-			},
-			Ready:     db.Ping,
-			Listening: func(a net.Addr) { addrc <- a },
-		})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("server did not start")
-	}
-	cc, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	cc := servicetest.Dial(t, servicetest.Serve(t, service.ServerOptions{
+		Name:     "session",
+		Logger:   (&servicetest.LogBuffer{}).Logger(),
+		Guard:    auth.NewGuard(verifier, rules, o.production),
+		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
+		Register: func(g *grpc.Server) {
+			sessiongrpc.New(svc).Register(g)
+			auditgrpc.New(db).Register(g)
+		},
+		Ready: db.Ping,
+	}))
 	return &testEnv{client: sessionv1.NewSessionServiceClient(cc), store: store, logs: &auditTail{client: auditv1.NewAuditServiceClient(cc)}, devices: devices, tokens: tokens}
 }
 
-// token signs a legacy HS512 token with the given scopes and metadata.
-func token(t *testing.T, scope string, md map[string]any) string {
-	t.Helper()
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{
-		"iss": testHSIssuer, "aud": testHSIssuer, "sub": "test",
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"scope": scope, "metadata": md,
-	}).SignedString([]byte(testHSKey))
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return tok
-}
-
-func as(tok string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
-}
+var as = servicetest.Bearer
 
 // admin may write clinicians.
 func admin(t *testing.T) context.Context {
-	return as(token(t, "write:send_clinician", map[string]any{"system_id": "dhos-users-adapter"}))
+	return legacy.Caller(t, "write:send_clinician", map[string]any{"system_id": "dhos-users-adapter"})
 }
 
 // onDevice is a device token as the token service issues them.
 func onDevice(t *testing.T, deviceID string) context.Context {
-	return as(token(t, "read:send_entry_identifier read:send_device", map[string]any{"device_id": deviceID}))
+	return legacy.Caller(t, "read:send_entry_identifier read:send_device", map[string]any{"device_id": deviceID})
 }
 
 func system(t *testing.T) context.Context {
-	return as(token(t, "", map[string]any{"system_id": "dhos-robot"}))
+	return legacy.Caller(t, "", map[string]any{"system_id": "dhos-robot"})
 }
 
-func wantCode(t *testing.T, err error, code codes.Code, msg string) {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != code {
-		t.Fatalf("code %v (%v), want %v", st.Code(), err, code)
-	}
-	if msg != "" && !strings.Contains(st.Message(), msg) {
-		t.Fatalf("message %q does not contain %q", st.Message(), msg)
-	}
-}
+var wantCode = servicetest.WantCode
 
 func list(vals ...any) *structpb.ListValue {
 	lv, err := structpb.NewList(vals)
@@ -540,7 +439,7 @@ func testUpdate(t *testing.T, e *testEnv) {
 		ClinicianId: "clin-1", LoginActive: proto.Bool(true), Products: list("send"), Groups: list("send clinician"),
 		SendEntryIdentifier: ptr("1234"), ContractExpiryEodDate: ptr("2027-01-01"),
 	})
-	editor := as(token(t, "write:send_clinician", map[string]any{"clinician_id": "manager-7"}))
+	editor := legacy.Caller(t, "write:send_clinician", map[string]any{"clinician_id": "manager-7"})
 
 	// login_active absent: unchanged; identifier and date absent: null.
 	_, err := e.client.UpdateClinician(editor, &sessionv1.UpdateClinicianRequest{ClinicianId: "clin-1", Patch: &sessionv1.ClinicianPatch{
@@ -697,7 +596,7 @@ func testJWTOrderOfChecks(t *testing.T, e *testEnv) {
 		_, err := e.client.GetClinicianJwt(ctx, &sessionv1.GetClinicianJwtRequest{SendEntryIdentifier: ident})
 		return err
 	}
-	notDevice := as(token(t, "read:send_entry_identifier", map[string]any{"clinician_id": "clin-x"}))
+	notDevice := legacy.Caller(t, "read:send_entry_identifier", map[string]any{"clinician_id": "clin-x"})
 	// Identifier missing: 400 before anything else, even for a non-device.
 	wantCode(t, ask(notDevice, ""), codes.InvalidArgument, "send_entry_identifier")
 	wantCode(t, ask(onDevice(t, "unknown-device"), ""), codes.InvalidArgument, "send_entry_identifier")
@@ -705,9 +604,9 @@ func testJWTOrderOfChecks(t *testing.T, e *testEnv) {
 	wantCode(t, ask(onDevice(t, "dev-1"), "12\n"), codes.InvalidArgument, "send_entry_identifier")
 	// Not a device: 403, before the device or the identifier is looked at.
 	wantCode(t, ask(notDevice, "unknown"), codes.PermissionDenied, "device")
-	wantCode(t, ask(as(token(t, "read:send_entry_identifier", map[string]any{"system_id": "robot"})), "unknown"), codes.PermissionDenied, "device")
-	wantCode(t, ask(as(token(t, "read:send_entry_identifier", map[string]any{"device_id": ""})), "unknown"), codes.PermissionDenied, "device")
-	wantCode(t, ask(as(token(t, "read:send_entry_identifier", nil)), "unknown"), codes.PermissionDenied, "device")
+	wantCode(t, ask(legacy.Caller(t, "read:send_entry_identifier", map[string]any{"system_id": "robot"}), "unknown"), codes.PermissionDenied, "device")
+	wantCode(t, ask(legacy.Caller(t, "read:send_entry_identifier", map[string]any{"device_id": ""}), "unknown"), codes.PermissionDenied, "device")
+	wantCode(t, ask(legacy.Caller(t, "read:send_entry_identifier", nil), "unknown"), codes.PermissionDenied, "device")
 	wantNoAudit(t, e)
 	// Unknown device before unknown identifier.
 	wantCode(t, ask(onDevice(t, "unknown-device"), "unknown"), codes.PermissionDenied, "device")
@@ -807,14 +706,14 @@ func TestPeers(t *testing.T) {
 		e.logs.take(t)
 	}
 	t.Run("device service down", func(t *testing.T) {
-		e := start(t, db, envOptions{deviceAddr: deadAddr(t)})
+		e := start(t, db, envOptions{deviceAddr: servicetest.DeadAddr(t)})
 		seed(t, e)
 		_, err := jwtFor(t, e, "dev-1", "1234")
 		wantCode(t, err, codes.Unavailable, "device service unavailable")
 		wantNoAudit(t, e)
 	})
 	t.Run("token service down", func(t *testing.T) {
-		e := start(t, db, envOptions{tokenAddr: deadAddr(t)})
+		e := start(t, db, envOptions{tokenAddr: servicetest.DeadAddr(t)})
 		seed(t, e)
 		e.devices.set("dev-1", true)
 		_, err := jwtFor(t, e, "dev-1", "1234")

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"net"
-	"strings"
 	"testing"
-	"time"
 
 	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -45,25 +44,8 @@ func TestServe(t *testing.T) {
 }
 
 func testServe(t *testing.T, env map[string]string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func(a net.Addr) { addrc <- a.String() })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("service did not start")
-	}
-	conn, err := service.Dial(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx := context.Background()
+	r, conn := servicetest.StartServe(t, env, serve)
 	c := tokenv1.NewTokenServiceClient(conn)
 	creds := grpc.PerRPCCredentials(auth.NewInternalCredentials([]byte(internalKey), "activation", "internal:issue_token"))
 
@@ -91,26 +73,11 @@ func testServe(t *testing.T, env map[string]string) {
 	if _, err := c.DropData(ctx, &tokenv1.DropDataRequest{}, grpc.PerRPCCredentials(auth.NewInternalCredentials([]byte(internalKey), "gateway"))); err != nil {
 		t.Fatalf("DropData: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve after shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("service did not stop")
-	}
+	r.Stop()
 }
 
 func TestServeRefusesBadConfiguration(t *testing.T) {
 	env := map[string]string{"TOKEN_ISSUER": "https://dhos.example/", "LOG_LEVEL": "LOUD"}
-	err := serve(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-	if err == nil {
-		t.Fatal("started with a bad configuration")
-	}
-	for _, want := range []string{"invalid configuration", "INTERNAL_AUTH_KEY", "GDM_PATIENT_SCOPE", "signing key", "LOG_LEVEL"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not mention %s:\n%v", want, err)
-		}
-	}
+	servicetest.WantError(t, serve(context.Background(), config.MapLookup(env), nil),
+		"invalid configuration", "INTERNAL_AUTH_KEY", "GDM_PATIENT_SCOPE", "signing key", "LOG_LEVEL")
 }

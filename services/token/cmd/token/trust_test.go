@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -15,43 +14,12 @@ import (
 	authv1 "github.com/dhosauth/dhosauth/gen/go/dhos/auth/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/auth"
-	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// startServe runs serve with env and returns a client, and a function
-// that stops the service and waits for it.
-func startServe(t *testing.T, env map[string]string) (tokenv1.TokenServiceClient, func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func(a net.Addr) { addrc <- a.String() })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("service did not start")
-	}
-	conn, err := service.Dial(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tokenv1.NewTokenServiceClient(conn), func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}
-}
 
 // TestTrustedIssuerAndRestart: VerifyToken accepts a token of an external
 // issuer configured in TRUSTED_ISSUERS (keys from its JWKS URL, served by
@@ -77,7 +45,8 @@ func TestTrustedIssuerAndRestart(t *testing.T) {
 		"OPS_ADDR":          "off",
 		"TRUSTED_ISSUERS":   fmt.Sprintf(`[{"issuer":%q,"jwks_uri":%q,"audience":"dhos-api","algorithms":["RS256"]}]`, extIssuer, jwks.URL+"/.well-known/jwks.json"),
 	}
-	c, stop := startServe(t, env)
+	r, conn := servicetest.StartServe(t, env, serve)
+	c := tokenv1.NewTokenServiceClient(conn)
 	ctx := context.Background()
 	sign := func(key *rsa.PrivateKey, kid string) string {
 		tk := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
@@ -111,10 +80,11 @@ func TestTrustedIssuerAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := c.GetJWKS(ctx, &tokenv1.GetJWKSRequest{})
-	stop()
+	r.Stop()
 
-	c, stop = startServe(t, env)
-	defer stop()
+	r, conn = servicetest.StartServe(t, env, serve)
+	defer r.Stop()
+	c = tokenv1.NewTokenServiceClient(conn)
 	after, err := c.GetJWKS(ctx, &tokenv1.GetJWKSRequest{})
 	if err != nil || len(after.GetKeys()) != 1 || after.GetKeys()[0].GetKid() != before.GetKeys()[0].GetKid() {
 		t.Fatalf("keys after a restart: %v (before %v) %v", after, before, err)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +12,12 @@ import (
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// testClock is a settable clock shared by the service under test.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func kidOf(t *testing.T, raw string) string {
 	t.Helper()
@@ -143,7 +125,7 @@ func TestRotateKeysRefusedForConfiguredKeys(t *testing.T) {
 // fails. The retired key stays in the JWK set meanwhile.
 func TestRotatedOutKeyVerifiesUntilExpiry(t *testing.T) {
 	ctx := context.Background()
-	c2 := &testClock{now: time.Now()}
+	c2 := servicetest.NewClock(time.Now())
 	e2 := start(t, options{managed: true, clock: c2.Now})
 	if _, err := e2.client.RotateKeys(ctx, &tokenv1.RotateKeysRequest{}, asService("dhosctl", "admin:keys")); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/service"
+	"github.com/dhosauth/dhosauth/pkg/service/servicetest"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 	"github.com/dhosauth/dhosauth/services/token/internal/tokendb"
@@ -32,7 +32,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -141,40 +140,19 @@ func start(t *testing.T, o options) *env {
 	revoked.Fetch = issuer.Revocations
 	srv := tokengrpc.New(issuer, tokengrpc.Options{JWKSMaxAge: 15 * time.Minute})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Serve(ctx, service.ServerOptions{
-			Name:      "token",
-			Addr:      "127.0.0.1:0",
-			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Guard:     auth.NewGuard(verifier, rules, o.production),
-			Services:  []string{tokengrpc.ServiceName},
-			Register:  srv.Register,
-			Ready:     db.Ping,
-			Listening: func(a net.Addr) { addrc <- a.String() },
-		})
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
+	addr := servicetest.Serve(t, service.ServerOptions{
+		Name:     "token",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Guard:    auth.NewGuard(verifier, rules, o.production),
+		Services: []string{tokengrpc.ServiceName},
+		Register: srv.Register,
+		Ready:    db.Ping,
+	})
 	conn, err := service.Dial(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	t.Cleanup(func() { conn.Close() })
 	return &env{client: tokenv1.NewTokenServiceClient(conn), conn: conn, store: store, signer: signer, kid: kid, cfg: cfg, revoked: revoked}
 }
 
@@ -183,15 +161,11 @@ func asService(name string, scopes ...string) grpc.CallOption {
 	return grpc.PerRPCCredentials(auth.NewInternalCredentials(internalKey, name, scopes...))
 }
 
-func bearer(tok string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
-}
+var bearer = servicetest.Bearer
 
 func wantCode(t *testing.T, err error, want codes.Code) {
 	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("got %v (%v), want %v", got, err, want)
-	}
+	servicetest.WantCode(t, err, want, "")
 }
 
 func (e *env) issue(t *testing.T, req *tokenv1.IssueTokenRequest) *tokenv1.IssueTokenResponse {

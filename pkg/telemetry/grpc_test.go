@@ -67,7 +67,7 @@ func TestGRPCServer(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		want := []string{"OK", "NOT_FOUND", "INTERNAL"}[i]
 		if attrs["rpc.response.status_code"] != want || attrs["rpc.method"] != "dhos.device.v1.DeviceService/GetDevice" {

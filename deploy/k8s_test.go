@@ -123,6 +123,7 @@ func TestOverlays(t *testing.T) {
 				})
 			}
 			checkNetworkPolicies(t, byKind["NetworkPolicy"], deployments)
+			checkEgress(t, overlay, byKind, deployments, config)
 			if overlay == "prod" {
 				if len(byKind["Ingress"]) != 1 || str(byKind["Ingress"][0], "spec", "rules", "0", "http", "paths", "0", "backend", "service", "name") != "gateway" {
 					t.Error("prod: the one Ingress must lead to the gateway")
@@ -393,6 +394,403 @@ func checkNetworkPolicies(t *testing.T, policies []obj, deployments map[string]o
 					}
 				}
 			}
+		}
+	}
+}
+
+// What the network policies let through. The checks below do not look
+// for particular rules: they evaluate the rendered policies as a CNI
+// would (a pod selected by no policy of a direction is open in that
+// direction; rules add up; named ports are the destination pod's) and
+// ask whether one connection is allowed.
+
+// endpoint is one end of a connection: a pod (its namespace, the
+// namespace's labels, its labels and named ports) or, with no labels, an
+// address outside the cluster.
+type endpoint struct {
+	ns       string
+	nsLabels map[string]any
+	labels   map[string]any
+	ports    map[string]int
+	ip       netip.Addr
+}
+
+func (e endpoint) String() string {
+	if e.labels == nil {
+		return e.ip.String()
+	}
+	return fmt.Sprintf("pod %v in namespace %s", e.labels, e.ns)
+}
+
+// dport is a destination port: its number, its name on the destination
+// pod (if any) and the protocol.
+type dport struct {
+	num   int
+	name  string
+	proto string
+}
+
+func (p dport) String() string {
+	if p.name != "" {
+		return fmt.Sprintf("%s (%d/%s)", p.name, p.num, p.proto)
+	}
+	return fmt.Sprintf("%d/%s", p.num, p.proto)
+}
+
+// outside is an address on the internet; podIn a pod elsewhere in the
+// cluster.
+var outside = endpoint{ip: netip.MustParseAddr("203.0.113.10")}
+
+func podIn(ns string, labels map[string]any) endpoint {
+	return endpoint{ns: ns, nsLabels: map[string]any{"kubernetes.io/metadata.name": ns}, labels: labels, ip: netip.MustParseAddr("10.244.200.7")}
+}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		return int(n), true
+	}
+	return 0, false
+}
+
+// matchSelector evaluates a label selector (matchLabels and
+// matchExpressions; an empty selector matches everything).
+func matchSelector(t *testing.T, sel map[string]any, labels map[string]any) bool {
+	for k, v := range dict(sel, "matchLabels") {
+		if labels[k] != v {
+			return false
+		}
+	}
+	for _, e := range list(sel, "matchExpressions") {
+		v, has := labels[str(e, "key")]
+		in := slices.Contains(list(e, "values"), v)
+		switch op := str(e, "operator"); op {
+		case "In":
+			if !has || !in {
+				return false
+			}
+		case "NotIn":
+			if has && in {
+				return false
+			}
+		case "Exists":
+			if !has {
+				return false
+			}
+		case "DoesNotExist":
+			if has {
+				return false
+			}
+		default:
+			t.Fatalf("selector operator %q", op)
+		}
+	}
+	return true
+}
+
+// types is a policy's policyTypes, defaulted as the API server does.
+func types(np obj) []any {
+	if pt := list(np, "spec", "policyTypes"); len(pt) > 0 {
+		return pt
+	}
+	pt := []any{"Ingress"}
+	if len(list(np, "spec", "egress")) > 0 {
+		pt = append(pt, "Egress")
+	}
+	return pt
+}
+
+// peerMatches: does one entry of a rule's to/from match the endpoint?
+func peerMatches(t *testing.T, peer any, policyNS string, e endpoint) bool {
+	if ib := dict(peer, "ipBlock"); ib != nil {
+		p, err := netip.ParsePrefix(str(ib, "cidr"))
+		if err != nil {
+			t.Fatalf("ipBlock %v: %v", ib, err)
+		}
+		if !p.Contains(e.ip) {
+			return false
+		}
+		for _, x := range list(ib, "except") {
+			if xp, err := netip.ParsePrefix(fmt.Sprint(x)); err == nil && xp.Contains(e.ip) {
+				return false
+			}
+		}
+		return true
+	}
+	if e.labels == nil {
+		return false // selectors select pods only
+	}
+	if dig(peer, "namespaceSelector") != nil {
+		if !matchSelector(t, dict(peer, "namespaceSelector"), e.nsLabels) {
+			return false
+		}
+	} else if e.ns != policyNS {
+		return false
+	}
+	return dig(peer, "podSelector") == nil || matchSelector(t, dict(peer, "podSelector"), e.labels)
+}
+
+// portMatches: does one entry of a rule's ports match the port?
+func portMatches(p any, d dport) bool {
+	proto := str(p, "protocol")
+	if proto == "" {
+		proto = "TCP"
+	}
+	if proto != d.proto {
+		return false
+	}
+	switch v := dig(p, "port").(type) {
+	case nil:
+		return true
+	case string:
+		return v == d.name
+	default:
+		n, _ := toInt(v)
+		end, ok := toInt(dig(p, "endPort"))
+		if !ok {
+			end = n
+		}
+		return d.num >= n && d.num <= end
+	}
+}
+
+// allowed reports whether the policies let src open a connection to dst
+// on the port: egress from src (if a policy isolates it) and ingress to
+// dst (if dst is a pod of the policies' namespace that one isolates).
+func allowed(t *testing.T, policies []obj, src, dst endpoint, port dport) bool {
+	return allowedDir(t, policies, "Egress", src, dst, port) && allowedDir(t, policies, "Ingress", dst, src, port)
+}
+
+func allowedDir(t *testing.T, policies []obj, dir string, pod, peer endpoint, port dport) bool {
+	if pod.labels == nil {
+		return true // not a pod: no policy of ours applies
+	}
+	isolated := false
+	key, peers := "egress", "to"
+	if dir == "Ingress" {
+		key, peers = "ingress", "from"
+	}
+	for _, np := range policies {
+		ns := str(np, "metadata", "namespace")
+		if ns != pod.ns || !slices.Contains(types(np), any(dir)) || !matchSelector(t, dict(np, "spec", "podSelector"), pod.labels) {
+			continue
+		}
+		isolated = true
+		for _, rule := range list(np, "spec", key) {
+			from := list(rule, peers)
+			okPeer := len(from) == 0 || slices.ContainsFunc(from, func(p any) bool { return peerMatches(t, p, ns, peer) })
+			ports := list(rule, "ports")
+			okPort := len(ports) == 0 || slices.ContainsFunc(ports, func(p any) bool { return portMatches(p, port) })
+			if okPeer && okPort {
+				return true
+			}
+		}
+	}
+	return !isolated
+}
+
+// egressPeers are the suite's processes each one dials, and on which
+// ports (from the code: edge.Dial, each service's service.Dial calls and
+// StartVerifier, which dials the token service).
+var egressPeers = map[string][]string{
+	"gateway":    {"activation/grpc", "device/grpc", "token/grpc", "session/grpc", "session/signin"},
+	"activation": {"device/grpc", "token/grpc"},
+	"device":     {"token/grpc"},
+	"session":    {"device/grpc", "token/grpc"},
+	"token":      {},
+}
+
+// ingressControllerNamespace is where the controller of an Ingress class
+// runs: the prod overlay lets only that namespace reach the edge.
+var ingressControllerNamespace = map[string]string{"nginx": "ingress-nginx"}
+
+// checkEgress: egress is denied by default and every workload has an
+// egress policy of its own; every process can resolve names and reach
+// the collector; it reaches exactly the gRPC peers it calls; the services
+// (not the edge) reach the database, the broker and HTTPS anywhere, and
+// nothing else outside; and in prod the edge's HTTP port takes traffic
+// from the ingress controller's namespace only.
+func checkEgress(t *testing.T, overlay string, byKind map[string][]obj, deployments map[string]obj, config map[string]any) {
+	policies := byKind["NetworkPolicy"]
+	var defaultDeny bool
+	for _, np := range policies {
+		if len(dict(np, "spec", "podSelector")) == 0 && slices.Contains(types(np), any("Egress")) && len(list(np, "spec", "egress")) == 0 {
+			defaultDeny = true
+		}
+	}
+	if !defaultDeny {
+		t.Error("no default-deny egress NetworkPolicy")
+	}
+
+	nsLabels := map[string]map[string]any{}
+	for _, n := range byKind["Namespace"] {
+		l := map[string]any{"kubernetes.io/metadata.name": n.name()}
+		for k, v := range dict(n, "metadata", "labels") {
+			l[k] = v
+		}
+		nsLabels[n.name()] = l
+	}
+	pods := map[string]endpoint{}
+	for name, d := range deployments {
+		ns := str(d, "metadata", "namespace")
+		ports := map[string]int{}
+		for _, c := range list(d, "spec", "template", "spec", "containers") {
+			for _, p := range list(c, "ports") {
+				n, _ := toInt(dig(p, "containerPort"))
+				ports[str(p, "name")] = n
+			}
+		}
+		l := nsLabels[ns]
+		if l == nil {
+			l = map[string]any{"kubernetes.io/metadata.name": ns}
+		}
+		pods[name] = endpoint{ns: ns, nsLabels: l, labels: dict(d, "spec", "template", "metadata", "labels"), ports: ports, ip: netip.MustParseAddr("10.244.1.10")}
+	}
+
+	// The collector, from OTEL_EXPORTER_OTLP_ENDPOINT (host service.namespace).
+	var collector endpoint
+	var collectorPort dport
+	if ep, _ := config["OTEL_EXPORTER_OTLP_ENDPOINT"].(string); ep != "" {
+		host, port, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(ep, "http://"), "https://"))
+		if err != nil {
+			t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT %q: %v", ep, err)
+		}
+		svc, ns, ok := strings.Cut(host, ".")
+		if !ok {
+			ns = str(deployments["gateway"], "metadata", "namespace")
+		}
+		ns, _, _ = strings.Cut(ns, ".")
+		collector = podIn(ns, map[string]any{"app.kubernetes.io/name": svc})
+		collectorPort = dport{num: portOf(":" + port), proto: "TCP"}
+	}
+	dbPort := 5432
+	if v, ok := config["DATABASE_PORT"].(string); ok {
+		dbPort = portOf(":" + v)
+	}
+	// What a service may reach at any address: PostgreSQL, RabbitMQ
+	// (amqp, amqps), HTTPS (identity providers, trusted issuers' keys).
+	anywhere := map[string][]int{
+		"activation": {dbPort, 5672, 5671, 443},
+		"device":     {dbPort, 5672, 5671, 443},
+		"token":      {dbPort, 5672, 5671, 443},
+		"session":    {dbPort, 5672, 5671, 443},
+		"gateway":    {},
+	}
+	dns := podIn("kube-system", map[string]any{"k8s-app": "kube-dns"})
+	elsewhere := podIn("default", map[string]any{"app.kubernetes.io/name": "something-else"})
+	probePorts := []int{22, 25, 53, 80, 443, 3306, 5432, 5671, 5672, 6379, 8080, 8443, 9093, 9193, 27017}
+
+	for name, src := range pods {
+		// A policy of its own that isolates its egress.
+		var own bool
+		for _, np := range policies {
+			if dig(np, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name") == name && slices.Contains(types(np), any("Egress")) && str(np, "metadata", "namespace") == src.ns {
+				own = true
+			}
+		}
+		if !own {
+			t.Errorf("%s: no egress NetworkPolicy of its own", name)
+		}
+
+		for _, proto := range []string{"UDP", "TCP"} {
+			if !allowed(t, policies, src, dns, dport{num: 53, proto: proto}) {
+				t.Errorf("%s: cannot reach kube-dns on 53/%s", name, proto)
+			}
+		}
+		if collector.labels != nil && !allowed(t, policies, src, collector, collectorPort) {
+			t.Errorf("%s: cannot reach the collector (%s) on %v", name, collector, collectorPort)
+		}
+
+		// Exactly the suite's peers it calls, on exactly those ports: a
+		// call needs both the caller's egress and the callee's ingress;
+		// any other port must be closed by the caller's egress alone.
+		for peer, dst := range pods {
+			for pname, pnum := range dst.ports {
+				want := slices.Contains(egressPeers[name], peer+"/"+pname)
+				p := dport{num: pnum, name: pname, proto: "TCP"}
+				if want && !allowed(t, policies, src, dst, p) {
+					t.Errorf("%s: cannot reach %s's %s port, which it calls", name, peer, pname)
+				}
+				if !want && allowedDir(t, policies, "Egress", src, dst, p) {
+					t.Errorf("%s: egress to %s's %s port, which it does not call", name, peer, pname)
+				}
+			}
+		}
+
+		// Outside the suite: the allowed ports anywhere, nothing else.
+		for _, p := range probePorts {
+			want := slices.Contains(anywhere[name], p)
+			for _, dst := range []endpoint{outside, elsewhere} {
+				if got := allowedDir(t, policies, "Egress", src, dst, dport{num: p, proto: "TCP"}); got != want {
+					if want {
+						t.Errorf("%s: cannot reach %d/TCP at %s", name, p, dst)
+					} else {
+						t.Errorf("%s: egress to %d/TCP at %s", name, p, dst)
+					}
+				}
+			}
+		}
+		// No rule opens every port, or a range, or UDP, to any address.
+		for _, np := range policies {
+			if str(np, "metadata", "namespace") != src.ns || !slices.Contains(types(np), any("Egress")) || !matchSelector(t, dict(np, "spec", "podSelector"), src.labels) {
+				continue
+			}
+			for _, rule := range list(np, "spec", "egress") {
+				ports := list(rule, "ports")
+				if len(ports) == 0 {
+					t.Errorf("%s: policy %s has an egress rule for every port", name, np.name())
+				}
+				to := list(rule, "to")
+				open := len(to) == 0 || slices.ContainsFunc(to, func(p any) bool { return dict(p, "ipBlock") != nil })
+				if !open {
+					continue
+				}
+				for _, p := range ports {
+					n, isNum := toInt(dig(p, "port"))
+					if !isNum || dig(p, "endPort") != nil || (str(p, "protocol") != "" && str(p, "protocol") != "TCP") || !slices.Contains(anywhere[name], n) {
+						t.Errorf("%s: policy %s opens %v to addresses outside the cluster", name, np.name(), p)
+					}
+				}
+			}
+		}
+	}
+
+	// The edge's HTTP port.
+	gw, ok := pods["gateway"]
+	if !ok {
+		return
+	}
+	web := dport{num: gw.ports["http"], name: "http", proto: "TCP"}
+	switch overlay {
+	case "prod":
+		// Only the ingress controller, in its namespace.
+		var class string
+		if ing := byKind["Ingress"]; len(ing) > 0 {
+			class = str(ing[0], "spec", "ingressClassName")
+		}
+		ctrlNS, ok := ingressControllerNamespace[class]
+		if !ok {
+			t.Fatalf("prod: Ingress class %q: which namespace does its controller run in? (ingressControllerNamespace)", class)
+		}
+		ctrl := podIn(ctrlNS, map[string]any{"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"})
+		if !allowed(t, policies, ctrl, gw, web) {
+			t.Errorf("prod: the ingress controller (namespace %s) cannot reach the edge's http port", ctrlNS)
+		}
+		// The edge's own ingress rules (a pod of the suite's namespace
+		// would also be stopped by its own default-deny egress).
+		for _, src := range []endpoint{outside, elsewhere, podIn(gw.ns, map[string]any{"app.kubernetes.io/name": "debug"})} {
+			if allowedDir(t, policies, "Ingress", gw, src, web) {
+				t.Errorf("prod: the edge's http port accepts %s: want the ingress controller only", src)
+			}
+		}
+	case "dev":
+		// Open: any controller a dev cluster has, a curl pod, a NodePort.
+		if !allowed(t, policies, elsewhere, gw, web) {
+			t.Error("dev: the edge's http port must stay open for local use")
 		}
 	}
 }

@@ -263,6 +263,14 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Principal, error) {
 	return pr, nil
 }
 
+// KeyFunc is the jwt.Keyfunc of tokens signed by one of keys with one of
+// the allowed (asymmetric) algorithms, checked as the Verifier checks its
+// own: the token must name its key (kid), and its algorithm must be allowed,
+// the key's own when the key set names one, and fit for the key's type.
+func KeyFunc(ctx context.Context, keys KeySource, allowed []string) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) { return lookupKey(ctx, t, keys, allowed) }
+}
+
 // lookupKey finds the key a token names (kid) in keys and checks that the
 // token's algorithm is one the issuer is pinned to, the key's own (when the
 // key set names one) and fit for the key's type: a public key is never

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -158,6 +159,24 @@ func (l *Loader) Summary() []any {
 		out = append(out, k, v)
 	}
 	return out
+}
+
+// JSONList decodes a setting that is a JSON array of T (OIDC_PROVIDERS,
+// TRUSTED_ISSUERS …): space around it is ignored, blank text is no
+// entries, and an unknown field is an error. entries names the entries in
+// that error: "want a JSON array of <entries>: …".
+func JSONList[T any](text, entries string) ([]T, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	var list []T
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("want a JSON array of %s: %v", entries, err)
+	}
+	return list, nil
 }
 
 // looksSecret masks values whose names say they are secrets, even when a

@@ -51,3 +51,24 @@ func TestEnvironmentDefaultsToProduction(t *testing.T) {
 		t.Fatal("unknown ENVIRONMENT must be an error and fall back to PRODUCTION")
 	}
 }
+
+func TestJSONList(t *testing.T) {
+	type entry struct {
+		ID string `json:"id"`
+	}
+	list, err := JSONList[entry](" [{\"id\":\"a\"},{\"id\":\"b\"}]\n", "entries")
+	if err != nil || len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" {
+		t.Fatalf("JSONList: %v %v", list, err)
+	}
+	for _, blank := range []string{"", "  \n"} {
+		if list, err := JSONList[entry](blank, "entries"); err != nil || list != nil {
+			t.Fatalf("blank %q: %v %v", blank, list, err)
+		}
+	}
+	for _, bad := range []string{`[{"id":"a","other":1}]`, `{"id":"a"}`, `[`} {
+		_, err := JSONList[entry](bad, "things")
+		if err == nil || !strings.HasPrefix(err.Error(), "want a JSON array of things: ") {
+			t.Fatalf("%s: %v", bad, err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -53,15 +53,9 @@ type Client struct {
 
 // ParseClients reads OIDC_CLIENTS: a JSON array of Client.
 func ParseClients(text, suiteAudience string) ([]*Client, error) {
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return nil, nil
-	}
-	var list []*Client
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("want a JSON array of clients: %v", err)
+	list, err := config.JSONList[*Client](text, "clients")
+	if err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for i, c := range list {
@@ -198,17 +192,7 @@ func (s *Service) checkAssertion(ctx context.Context, c *Client, raw string) err
 	if len(raw) > auth.MaxTokenLength {
 		return errors.New("too long")
 	}
-	_, err := p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		key, alg, err := c.keys.PublicKey(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		if alg != "" && alg != t.Method.Alg() {
-			return nil, errors.New("algorithm does not match the key")
-		}
-		return key, nil
-	})
+	_, err := p.ParseWithClaims(raw, claims, auth.KeyFunc(ctx, c.keys, auth.AsymmetricAlgorithms))
 	if err != nil {
 		return errors.New("signature, issuer, subject or expiry")
 	}

@@ -440,17 +440,7 @@ func (s *Service) verifyOwnIDToken(ctx context.Context, raw string) (jwt.MapClai
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(jwt.WithValidMethods(auth.AsymmetricAlgorithms), jwt.WithIssuer(s.cfg.Issuer), jwt.WithoutClaimsValidation()).
-		ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-			kid, _ := t.Header["kid"].(string)
-			key, alg, err := s.cfg.SuiteKeys.PublicKey(ctx, kid)
-			if err != nil {
-				return nil, err
-			}
-			if alg != "" && alg != t.Method.Alg() {
-				return nil, errors.New("algorithm does not match the key")
-			}
-			return key, nil
-		})
+		ParseWithClaims(raw, claims, auth.KeyFunc(ctx, s.cfg.SuiteKeys, auth.AsymmetricAlgorithms))
 	if err != nil {
 		return nil, err
 	}

@@ -1,17 +1,15 @@
 package upstream
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/dhosauth/dhosauth/pkg/auth"
+	"github.com/dhosauth/dhosauth/pkg/config"
 )
 
 // Presets of known providers.
@@ -98,15 +96,9 @@ var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 // ParseConfigs reads OIDC_PROVIDERS: a JSON array of Config. Presets are
 // applied and every entry is checked; keys and files are read.
 func ParseConfigs(text string) ([]Config, error) {
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return nil, nil
-	}
-	var list []Config
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("want a JSON array of providers: %v", err)
+	list, err := config.JSONList[Config](text, "providers")
+	if err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for i := range list {
@@ -229,21 +221,6 @@ func or(v, def string) string {
 	return def
 }
 
-// checkURL accepts https URLs, and http ones on a loopback address (tests,
-// a provider on the same machine).
-func checkURL(field, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s %q is not an absolute URL without query", field, v)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s %q must be https (http only on a loopback address)", field, v)
-}
+// checkURL accepts https URLs without query, and http ones on a loopback
+// address (tests, a provider on the same machine).
+func checkURL(field, v string) error { return auth.CheckSecureURL(field, v, false) }

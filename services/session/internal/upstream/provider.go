@@ -31,8 +31,9 @@ import (
 
 // Limits and periods of the relying party.
 const (
-	// MaxResponseBytes bounds a document or token response read from the
-	// provider.
+	// MaxResponseBytes bounds a token response read from the provider
+	// (documents are read with auth.FetchJSON, bounded by
+	// auth.MaxJSONBytes).
 	MaxResponseBytes = 1 << 20
 	// DiscoveryTTL is how long a discovery document is kept.
 	DiscoveryTTL = time.Hour
@@ -132,7 +133,7 @@ func (p *Provider) Discover(ctx context.Context) (*Metadata, error) {
 	}
 	u := strings.TrimSuffix(p.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	var m Metadata
-	if err := p.getJSON(ctx, u, "", &m); err != nil {
+	if err := auth.FetchJSON(ctx, p.client, u, "", &m); err != nil {
 		if p.meta != nil {
 			return p.meta, nil // keep what we had
 		}
@@ -332,20 +333,7 @@ func (p *Provider) verify(ctx context.Context, raw, aud string, requireExp bool)
 		return nil, errors.New("token too long")
 	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("no key id")
-		}
-		key, alg, err := keys.PublicKey(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		if alg != "" && alg != t.Method.Alg() {
-			return nil, errors.New("algorithm does not match the key")
-		}
-		return key, nil
-	})
+	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, claims, auth.KeyFunc(ctx, keys, p.cfg.Algorithms))
 	if err != nil {
 		return nil, err
 	}
@@ -471,41 +459,10 @@ func cis2Roles(claims map[string]any) []string {
 
 func (p *Provider) userInfo(ctx context.Context, endpoint, accessToken string) (map[string]any, error) {
 	var info map[string]any
-	if err := p.getJSON(ctx, endpoint, accessToken, &info); err != nil {
+	if err := auth.FetchJSON(ctx, p.client, endpoint, accessToken, &info); err != nil {
 		return nil, fmt.Errorf("userinfo: %w", err)
 	}
 	return info, nil
-}
-
-// getJSON fetches a JSON document, with a bearer token when given.
-func (p *Provider) getJSON(ctx context.Context, u, bearer string, dst any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > MaxResponseBytes {
-		return errors.New("response too large")
-	}
-	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/jwt") {
-		return errors.New("signed userinfo responses are not supported")
-	}
-	return json.Unmarshal(b, dst)
 }
 
 // LogoutClaims are what a valid logout token says.

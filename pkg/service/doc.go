@@ -7,5 +7,8 @@
 // RPC, readiness, graceful shutdown, and every call capped at RPC_TIMEOUT
 // by the Deadline interceptor) and traced, authenticated clients to the
 // other services (each call bounded by CallTimeout, reconnecting within 2s
-// of a service's return).
+// of a service's return). Main and Process are a service command's
+// start-up in one place: signals and exit status, the configuration check
+// and start-up lines, the ops side, the store, clients, the verifier and
+// the gRPC server with the audit query service, all released by Close.
 package service

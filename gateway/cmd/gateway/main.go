@@ -19,10 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/dhosauth/dhosauth/gateway/internal/edge"
@@ -40,15 +37,7 @@ var (
 	hash    string
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("gateway", run) }
 
 // DefaultSessionHTTPAddr is the session service's HTTP listener (its
 // default SESSION_HTTP_ADDR).

@@ -9,17 +9,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	devicev1 "github.com/dhosauth/dhosauth/gen/go/dhos/device/v1"
 	sessionv1 "github.com/dhosauth/dhosauth/gen/go/dhos/session/v1"
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
-	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/ratelimit"
@@ -31,18 +26,9 @@ import (
 	"github.com/dhosauth/dhosauth/services/session/internal/sso"
 	"github.com/dhosauth/dhosauth/services/session/internal/ssohttp"
 	"github.com/dhosauth/dhosauth/services/session/internal/upstream"
-	"google.golang.org/grpc"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "session:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("session", run) }
 
 // run reads the configuration from the environment and serves until ctx is
 // cancelled.
@@ -51,64 +37,40 @@ func run(ctx context.Context) error {
 	common := service.LoadCommon(l, "session")
 	allowDrop := l.Bool("ALLOW_DROP_DATA", false)
 	browser := loadSSO(l, common)
-	logger, logErr := common.Logger()
-	if logErr != nil {
-		l.Fail("%v", logErr)
-	}
-	if err := l.Err(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	logger.Info("starting", append([]any{"store", common.StoreName(), "environment", string(common.Environment)}, l.Summary()...)...)
-	for _, n := range browser.Notes {
-		logger.Warn(n)
-	}
-	ops, err := service.StartOps(ctx, common, logger, "")
+	p, err := service.Start(ctx, l, common, service.StartOptions{Notes: browser.Notes})
 	if err != nil {
 		return err
 	}
-	defer ops.Close()
-
-	db, err := storage.Open(ctx, common.Storage, sessiondb.Migrations())
+	defer p.Close()
+	db, err := p.Open(ctx, sessiondb.Migrations())
 	if err != nil {
 		return err
 	}
-	defer db.Close()
 
 	// Verifying callers' tokens: the token service's public keys and its
 	// revocation list, polled.
-	verifier, stopVerifier, err := common.StartVerifier(ctx, logger)
+	verifier, err := p.StartVerifier(ctx)
 	if err != nil {
 		return err
 	}
-	defer stopVerifier()
 
 	// Calls the session service makes on its own behalf.
-	creds := auth.NewInternalCredentials(common.InternalKey, "session", "read:send_device", "internal:issue_token", "internal:revoke")
-	deviceConn, err := service.Dial(common.Addr.Device, creds)
+	scopes := []string{"read:send_device", "internal:issue_token", "internal:revoke"}
+	deviceConn, err := p.Dial(common.Addr.Device, scopes...)
 	if err != nil {
 		return err
 	}
-	defer deviceConn.Close()
-	tokenConn, err := service.Dial(common.Addr.Token, creds)
+	tokenConn, err := p.Dial(common.Addr.Token, scopes...)
 	if err != nil {
 		return err
 	}
-	defer tokenConn.Close()
 
-	rules, err := sessiongrpc.Rules()
-	if err != nil {
-		return err
-	}
-	guard := auth.NewGuard(verifier, rules, common.Environment.IsProduction())
 	svc := session.NewService(
 		sessiondb.New(db),
 		sessiongrpc.NewDeviceClient(devicev1.NewDeviceServiceClient(deviceConn)),
 		sessiongrpc.NewTokenClient(tokenv1.NewTokenServiceClient(tokenConn)),
 		session.Config{AllowDropData: allowDrop, Revoker: sessiongrpc.TokenRevoker{Client: tokenv1.NewTokenServiceClient(tokenConn)}},
 	)
-
-	stopAudit := common.StartAuditPublisher(ctx, db, logger)
-	defer stopAudit()
 
 	// Browser sign-in: upstream providers, sessions, the OpenID provider
 	// of the client apps, on its own HTTP listener.
@@ -117,24 +79,17 @@ func run(ctx context.Context) error {
 	var browserSvc *sso.Service
 	httpDone := make(chan error, 1)
 	if browser.HTTPListen != "off" {
-		browserSvc, err = startBrowser(rctx, common, browser, db, svc, tokenv1.NewTokenServiceClient(tokenConn), verifier, logger, httpDone, stopAll)
+		browserSvc, err = startBrowser(rctx, common, browser, db, svc, tokenv1.NewTokenServiceClient(tokenConn), verifier, p.Logger, httpDone, stopAll)
 		if err != nil {
 			return err
 		}
 	}
 
-	err = service.Serve(rctx, service.ServerOptions{
-		Name:     "session",
-		Addr:     common.Serve.GRPCListen,
-		Ops:      ops,
-		Logger:   logger,
-		Guard:    guard,
-		Services: []string{sessionv1.SessionService_ServiceDesc.ServiceName, auditgrpc.ServiceName},
-		Register: func(g *grpc.Server) {
-			sessiongrpc.New(svc).WithSSO(browserSvc).Register(g)
-			auditgrpc.New(db).Register(g)
-		},
-		Ready: db.Ping,
+	err = p.Serve(rctx, service.GRPCService{
+		Name:     sessionv1.SessionService_ServiceDesc.ServiceName,
+		Rules:    sessiongrpc.Rules,
+		Verifier: verifier,
+		Register: sessiongrpc.New(svc).WithSSO(browserSvc).Register,
 	})
 	stopAll()
 	if browserSvc != nil {

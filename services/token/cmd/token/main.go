@@ -6,31 +6,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/dhosauth/dhosauth/pkg/audit/auditgrpc"
 	"github.com/dhosauth/dhosauth/pkg/auth"
 	"github.com/dhosauth/dhosauth/pkg/config"
 	"github.com/dhosauth/dhosauth/pkg/service"
-	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
 	"github.com/dhosauth/dhosauth/services/token/internal/tokendb"
 	"github.com/dhosauth/dhosauth/services/token/internal/tokengrpc"
-	"google.golang.org/grpc"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "token: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("token", run) }
 
 // run serves until ctx is cancelled, configured from the environment.
 func run(ctx context.Context) error {
@@ -43,28 +30,20 @@ func run(ctx context.Context) error {
 func serve(ctx context.Context, lookup func(string) (string, bool), listening func(net.Addr)) error {
 	l := config.NewLoaderFrom(lookup)
 	cfg := loadSettings(l)
-	lg, logErr := cfg.Common.Logger()
-	if logErr != nil {
-		l.Fail("%v", logErr)
-	}
-	if err := l.Err(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	lg.Info("configuration", l.Summary()...)
-	for _, n := range cfg.Notes {
-		lg.Warn(n)
-	}
-	ops, err := service.StartOps(ctx, cfg.Common, lg, "")
+	p, err := service.Start(ctx, l, cfg.Common, service.StartOptions{
+		Announce: func(lg *slog.Logger, summary []any) { lg.Info("configuration", summary...) },
+		Notes:    cfg.Notes,
+	})
 	if err != nil {
 		return err
 	}
-	defer ops.Close()
+	defer p.Close()
+	lg := p.Logger
 
-	db, err := storage.Open(ctx, cfg.Common.Storage, tokendb.Migrations())
+	db, err := p.Open(ctx, tokendb.Migrations())
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer db.Close()
 	store := tokendb.New(db)
 
 	signer, err := buildSigner(ctx, cfg, store, lg)
@@ -95,16 +74,12 @@ func serve(ctx context.Context, lookup func(string) (string, bool), listening fu
 	if err := revoked.Sync(ctx); err != nil {
 		return fmt.Errorf("read revocations: %w", err)
 	}
-	rules, err := tokengrpc.Rules()
-	if err != nil {
-		return err
-	}
 
 	unregister, err := token.KeyMetrics{Keys: signer.Keys, Secrets: cfg.Expiring, RotationPeriod: cfg.Keys.managed.RotationPeriod}.Register()
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	defer func() { _ = unregister() }()
+	p.Defer(func() { _ = unregister() })
 	watch := &token.ExpiryWatch{
 		Secrets:           cfg.Expiring,
 		Warning:           cfg.ExpiryWarning,
@@ -118,23 +93,13 @@ func serve(ctx context.Context, lookup func(string) (string, bool), listening fu
 	var wg sync.WaitGroup
 	wg.Go(func() { revoked.Run(bg, cfg.Common.Trust.RevocationPollInterval, lg) })
 	wg.Go(func() { maintain(bg, cfg, signer, issuer, watch, lg) })
-	defer func() { stopBG(); wg.Wait() }()
+	p.Defer(func() { stopBG(); wg.Wait() })
 
-	srv := tokengrpc.New(issuer, tokengrpc.Options{JWKSMaxAge: token.JWKSMaxAge(cfg.Keys.propagation)})
-	stopAudit := cfg.Common.StartAuditPublisher(ctx, db, lg)
-	defer stopAudit()
-	return service.Serve(ctx, service.ServerOptions{
-		Name:     "token",
-		Addr:     cfg.Common.Serve.GRPCListen,
-		Ops:      ops,
-		Logger:   lg,
-		Guard:    auth.NewGuard(verifier, rules, cfg.Common.Environment.IsProduction()),
-		Services: []string{tokengrpc.ServiceName, auditgrpc.ServiceName},
-		Register: func(g *grpc.Server) {
-			srv.Register(g)
-			auditgrpc.New(db).Register(g)
-		},
-		Ready:     db.Ping,
+	return p.Serve(ctx, service.GRPCService{
+		Name:      tokengrpc.ServiceName,
+		Rules:     tokengrpc.Rules,
+		Verifier:  verifier,
+		Register:  tokengrpc.New(issuer, tokengrpc.Options{JWKSMaxAge: token.JWKSMaxAge(cfg.Keys.propagation)}).Register,
 		Listening: listening,
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -27,14 +26,7 @@ const MigrationSetName = "audit"
 // store's storage.Migrations.Shared so that the outbox lives in the
 // service's own schema (or file) next to the tables its events describe.
 func Migrations() storage.NamedMigrations {
-	sub := func(dir string) fs.FS {
-		f, err := fs.Sub(migrationFiles, dir)
-		if err != nil {
-			panic(err) // the embedded paths are fixed at build time
-		}
-		return f
-	}
-	return storage.NamedMigrations{Name: MigrationSetName, Postgres: sub("migrations/postgres"), SQLite: sub("migrations/sqlite")}
+	return storage.EmbeddedNamedMigrations(MigrationSetName, migrationFiles)
 }
 
 // Record writes events into the outbox through q. Called with the

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -27,14 +26,7 @@ const MigrationSetName = "ratelimit"
 // Migrations returns the counters' migrations, to be listed in a service
 // store's storage.Migrations.Shared.
 func Migrations() storage.NamedMigrations {
-	sub := func(dir string) fs.FS {
-		f, err := fs.Sub(migrationFiles, dir)
-		if err != nil {
-			panic(err) // the embedded paths are fixed at build time
-		}
-		return f
-	}
-	return storage.NamedMigrations{Name: MigrationSetName, Postgres: sub("migrations/postgres"), SQLite: sub("migrations/sqlite")}
+	return storage.EmbeddedNamedMigrations(MigrationSetName, migrationFiles)
 }
 
 // Limit is at most Max counted attempts per Window (sliding). A Limit

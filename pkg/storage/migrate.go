@@ -8,6 +8,35 @@ import (
 	"strings"
 )
 
+// migrationsDir is where a store keeps its migrations, one folder per
+// dialect: migrations/postgres/NNNN_*.sql and migrations/sqlite/NNNN_*.sql.
+const migrationsDir = "migrations"
+
+// EmbeddedMigrations returns a store's migrations from fsys, the files it
+// embeds with
+//
+//	//go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
+//
+// applied after the shared sets (such as audit.Migrations).
+func EmbeddedMigrations(fsys fs.FS, shared ...NamedMigrations) Migrations {
+	return Migrations{Postgres: dialectDir(fsys, Postgres), SQLite: dialectDir(fsys, SQLite), Shared: shared}
+}
+
+// EmbeddedNamedMigrations returns the migration set name, embedded in fsys
+// as EmbeddedMigrations says, which several services' stores carry.
+func EmbeddedNamedMigrations(name string, fsys fs.FS) NamedMigrations {
+	return NamedMigrations{Name: name, Postgres: dialectDir(fsys, Postgres), SQLite: dialectDir(fsys, SQLite)}
+}
+
+// dialectDir is the folder of fsys that holds d's migrations.
+func dialectDir(fsys fs.FS, d Dialect) fs.FS {
+	f, err := fs.Sub(fsys, migrationsDir+"/"+string(d))
+	if err != nil {
+		panic(err) // the path is fixed at build time
+	}
+	return f
+}
+
 type migration struct {
 	version int
 	name    string

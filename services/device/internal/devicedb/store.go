@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -18,17 +17,10 @@ import (
 //go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
 var migrationFiles embed.FS
 
-// Migrations returns the embedded migrations of both backends.
+// Migrations returns the embedded migrations of both backends, after the
+// audit outbox's.
 func Migrations() storage.Migrations {
-	pg, err := fs.Sub(migrationFiles, "migrations/postgres")
-	if err != nil {
-		panic(err) // the embedded paths are fixed at build time
-	}
-	lite, err := fs.Sub(migrationFiles, "migrations/sqlite")
-	if err != nil {
-		panic(err)
-	}
-	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations()}}
+	return storage.EmbeddedMigrations(migrationFiles, audit.Migrations())
 }
 
 // Store implements device.Store.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
@@ -18,19 +17,12 @@ import (
 //go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
 var migrationFiles embed.FS
 
-// Migrations returns the embedded migrations of both backends.
+// Migrations returns the embedded migrations of both backends, after the
+// audit outbox's and the rate-limit counters' of browser sign-in
+// (ratelimit.Migrations: a migration set of their own, tracked apart from
+// the session's).
 func Migrations() storage.Migrations {
-	pg, err := fs.Sub(migrationFiles, "migrations/postgres")
-	if err != nil {
-		panic(err) // the embedded paths are fixed at build time
-	}
-	lite, err := fs.Sub(migrationFiles, "migrations/sqlite")
-	if err != nil {
-		panic(err)
-	}
-	// The rate-limit counters of browser sign-in (ratelimit.Migrations):
-	// a migration set of their own, tracked apart from the session's.
-	return storage.Migrations{Postgres: pg, SQLite: lite, Shared: []storage.NamedMigrations{audit.Migrations(), ratelimit.Migrations()}}
+	return storage.EmbeddedMigrations(migrationFiles, audit.Migrations(), ratelimit.Migrations())
 }
 
 // Store implements session.Store.

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/audit"
@@ -16,18 +15,10 @@ import (
 //go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
 var migrations embed.FS
 
-// Migrations returns the store's embedded migrations for both backends.
+// Migrations returns the store's embedded migrations for both backends,
+// after the audit outbox's.
 func Migrations() storage.Migrations {
-	return storage.Migrations{Postgres: sub("migrations/postgres"), SQLite: sub("migrations/sqlite"), Shared: []storage.NamedMigrations{audit.Migrations()}}
-}
-
-func sub(dir string) fs.FS {
-	f, err := fs.Sub(migrations, dir)
-	if err != nil {
-		// The folders are embedded above; this cannot happen.
-		panic(err)
-	}
-	return f
+	return storage.EmbeddedMigrations(migrations, audit.Migrations())
 }
 
 // Store implements token.Store on a storage.DB.

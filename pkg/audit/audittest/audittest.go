@@ -1,8 +1,9 @@
-// Package audittest helps tests that need RabbitMQ: the broker's URL from
-// the environment (a failure, not a skip, when REQUIRE_RABBITMQ=1, as CI
-// sets it), a lock that keeps tests which stop the broker apart from the
-// others, the broker's stop and start, and a consumer that collects audit
-// messages by id across broker outages.
+// Package audittest helps tests of audit events: the events a store
+// recorded in its outbox (Outbox, TypeSubjects), and, for tests that need
+// RabbitMQ, the broker's URL from the environment (a failure, not a skip,
+// when REQUIRE_RABBITMQ=1, as CI sets it), a lock that keeps tests which
+// stop the broker apart from the others, the broker's stop and start, and
+// a consumer that collects audit messages by id across broker outages.
 package audittest
 
 import (
@@ -19,8 +20,38 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/storage"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
+
+// Outbox lists every event recorded in db's audit outbox, in its order
+// (every page of audit.List).
+func Outbox(t testing.TB, db storage.DB) []audit.Stored {
+	t.Helper()
+	var out []audit.Stored
+	q := audit.Query{}
+	for {
+		p, err := audit.List(context.Background(), db, q)
+		if err != nil {
+			t.Fatalf("list the audit outbox: %v", err)
+		}
+		out = append(out, p.Events...)
+		if p.NextPageToken == "" {
+			return out
+		}
+		q.PageToken = p.NextPageToken
+	}
+}
+
+// TypeSubjects returns "<type> <subject>" of each event: what a store's
+// tests compare.
+func TypeSubjects(events []audit.Stored) []string {
+	out := make([]string, 0, len(events))
+	for _, e := range events {
+		out = append(out, e.Type+" "+e.Subject)
+	}
+	return out
+}
 
 // AMQPURL returns TEST_AMQP_URL (or AMQP_URL), skipping the test when
 // neither is set, or failing it when REQUIRE_RABBITMQ=1.

@@ -2,6 +2,10 @@
 // embedded SQLite always, and PostgreSQL when TEST_DATABASE_URL is set.
 // With REQUIRE_POSTGRES=1 (as CI sets it) a missing TEST_DATABASE_URL is a
 // failure, not a skip, so the PostgreSQL run cannot silently vanish.
+//
+// Each runs a test once per backend on a fresh database; Suite runs a
+// store's named cases on every backend, after checking that its migrations
+// apply once.
 package storagetest
 
 import (
@@ -36,6 +40,69 @@ func Each(t *testing.T, m storage.Migrations, fn func(t *testing.T, db storage.D
 		t.Run(b.Name, func(t *testing.T) {
 			fn(t, b.Open(t, m))
 		})
+	}
+}
+
+// Case is one named case of a store's conformance suite.
+type Case[S any] struct {
+	Name string
+	Test func(t *testing.T, s S)
+}
+
+// Suite is a store's conformance suite: its cases, run in order on every
+// backend as subtests <backend>/<case>, after a subtest
+// MigrationsIdempotent that opens one SQLite database twice with the
+// store's migrations.
+type Suite[S any] struct {
+	// Migrations are the store's.
+	Migrations storage.Migrations
+	// Open makes the store over a database.
+	Open func(db storage.DB) S
+	// Reset, when set, empties the store before each case. The cases
+	// otherwise see what the cases before them left.
+	Reset func(t *testing.T, s S)
+	// FreshDatabase gives each case a database of its own (a schema and
+	// its migrations each on PostgreSQL) instead of one per backend.
+	FreshDatabase bool
+	Cases         []Case[S]
+}
+
+// Run runs the suite.
+func (su Suite[S]) Run(t *testing.T) {
+	t.Run("MigrationsIdempotent", func(t *testing.T) { migrationsIdempotent(t, su.Migrations) })
+	for _, b := range Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			var shared S
+			if !su.FreshDatabase {
+				shared = su.Open(b.Open(t, su.Migrations))
+			}
+			for _, c := range su.Cases {
+				t.Run(c.Name, func(t *testing.T) {
+					s := shared
+					if su.FreshDatabase {
+						s = su.Open(b.Open(t, su.Migrations))
+					}
+					if su.Reset != nil {
+						su.Reset(t, s)
+					}
+					c.Test(t, s)
+				})
+			}
+		})
+	}
+}
+
+// migrationsIdempotent opens one SQLite database twice with a store's
+// migrations: the second open must find them applied and change nothing.
+func migrationsIdempotent(t *testing.T, m storage.Migrations) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		db, err := storage.Open(context.Background(), storage.Config{Service: "test", DataDir: dir}, m)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		db.Close()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/audittest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/activation/internal/activation"
@@ -21,34 +22,30 @@ import (
 
 // TestConformance runs the store's one conformance suite on every backend.
 func TestConformance(t *testing.T) {
-	storagetest.Each(t, activationdb.Migrations(), func(t *testing.T, db storage.DB) {
-		s := activationdb.New(db)
-		for _, tc := range []struct {
-			name string
-			fn   func(t *testing.T, s *activationdb.Store)
-		}{
-			{"PatientActivationRoundTrip", testPatientActivationRoundTrip},
-			{"PatientActivationConflicts", testPatientActivationConflicts},
-			{"ReissuePatientActivation", testReissuePatientActivation},
-			{"RecordFailedAttempt", testRecordFailedAttempt},
-			{"CompletePatientActivation", testCompletePatientActivation},
-			{"PatientActivatedBefore", testPatientActivatedBefore},
-			{"CompletedPatientActivations", testCompletedPatientActivations},
-			{"PatientAuthCodeHash", testPatientAuthCodeHash},
-			{"IssueDeviceActivation", testIssueDeviceActivation},
-			{"CompleteDeviceActivation", testCompleteDeviceActivation},
-			{"ConcurrentCompletion", testConcurrentCompletion},
-			{"ConcurrentFailedAttempts", testConcurrentFailedAttempts},
-			{"ConcurrentDeviceCompletion", testConcurrentDeviceCompletion},
-			{"ConcurrentCreate", testConcurrentCreate},
-			{"Ping", testPing},
+	storagetest.Suite[*activationdb.Store]{
+		Migrations: activationdb.Migrations(),
+		Open:       activationdb.New,
+		Cases: []storagetest.Case[*activationdb.Store]{
+			{Name: "PatientActivationRoundTrip", Test: testPatientActivationRoundTrip},
+			{Name: "PatientActivationConflicts", Test: testPatientActivationConflicts},
+			{Name: "ReissuePatientActivation", Test: testReissuePatientActivation},
+			{Name: "RecordFailedAttempt", Test: testRecordFailedAttempt},
+			{Name: "CompletePatientActivation", Test: testCompletePatientActivation},
+			{Name: "PatientActivatedBefore", Test: testPatientActivatedBefore},
+			{Name: "CompletedPatientActivations", Test: testCompletedPatientActivations},
+			{Name: "PatientAuthCodeHash", Test: testPatientAuthCodeHash},
+			{Name: "IssueDeviceActivation", Test: testIssueDeviceActivation},
+			{Name: "CompleteDeviceActivation", Test: testCompleteDeviceActivation},
+			{Name: "ConcurrentCompletion", Test: testConcurrentCompletion},
+			{Name: "ConcurrentFailedAttempts", Test: testConcurrentFailedAttempts},
+			{Name: "ConcurrentDeviceCompletion", Test: testConcurrentDeviceCompletion},
+			{Name: "ConcurrentCreate", Test: testConcurrentCreate},
+			{Name: "Ping", Test: testPing},
 			// These two empty the store, so they run last.
-			{"DropData", testDropData},
-			{"ResetTestData", testResetTestData},
-		} {
-			t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
-		}
-	})
+			{Name: "DropData", Test: testDropData},
+			{Name: "ResetTestData", Test: testResetTestData},
+		},
+	}.Run(t)
 }
 
 const maxAttempts = 10
@@ -752,14 +749,8 @@ func TestEventsWithChanges(t *testing.T) {
 		if err := s.Record(ctx, subjectEvent(audit.TypeDeviceAuthFailed, "d1")); err != nil {
 			t.Fatal(err)
 		}
-		p, err := audit.List(ctx, db, audit.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range p.Events {
-			got = append(got, e.Type+" "+e.Subject)
-		}
+		events := audittest.Outbox(t, db)
+		got := audittest.TypeSubjects(events)
 		want := []string{"patient activation created p1", "patient activation failed p1", "patient activation validated p1",
 			"authorisation code issued p1", "device activation created d1", "device activation created d1", "SEND entry device auth failed d1"}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -767,7 +758,7 @@ func TestEventsWithChanges(t *testing.T) {
 		}
 		// The device activation events name the stored activation: the
 		// second issue reissued the first.
-		first, second := p.Events[4].Data, p.Events[5].Data
+		first, second := events[4].Data, events[5].Data
 		if first["activation_id"] != d.ID || first["reissued"] != false || second["activation_id"] != d.ID || second["reissued"] != true {
 			t.Fatalf("device activation event data %v, %v", first, second)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apitime"
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/audittest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/device/internal/device"
@@ -16,45 +17,23 @@ import (
 )
 
 // TestConformance runs the device store's conformance suite on every
-// backend.
+// backend, each case on an emptied store.
 func TestConformance(t *testing.T) {
-	storagetest.Each(t, devicedb.Migrations(), func(t *testing.T, db storage.DB) {
-		tests := []struct {
-			name string
-			fn   func(t *testing.T, s device.Store)
-		}{
-			{"CreateGet", testCreateGet},
-			{"CreateConflict", testCreateConflict},
-			{"GetMissing", testGetMissing},
-			{"ListFilters", testListFilters},
-			{"ListOrderAndLimit", testListOrderAndLimit},
-			{"Update", testUpdate},
-			{"UpdateMissing", testUpdateMissing},
-			{"DropAll", testDropAll},
-		}
-		s := devicedb.New(db)
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
-					t.Fatalf("DropAll: %v", err)
-				}
-				tc.fn(t, s)
-			})
-		}
-	})
-}
-
-// TestMigrationsIdempotent opens the same SQLite database twice: the second
-// open must find the migrations applied and change nothing.
-func TestMigrationsIdempotent(t *testing.T) {
-	dir := t.TempDir()
-	for i := 0; i < 2; i++ {
-		db, err := storage.Open(context.Background(), storage.Config{Service: "device", DataDir: dir}, devicedb.Migrations())
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
-		}
-		db.Close()
-	}
+	storagetest.Suite[device.Store]{
+		Migrations: devicedb.Migrations(),
+		Open:       func(db storage.DB) device.Store { return devicedb.New(db) },
+		Reset:      dropAll,
+		Cases: []storagetest.Case[device.Store]{
+			{Name: "CreateGet", Test: testCreateGet},
+			{Name: "CreateConflict", Test: testCreateConflict},
+			{Name: "GetMissing", Test: testGetMissing},
+			{Name: "ListFilters", Test: testListFilters},
+			{Name: "ListOrderAndLimit", Test: testListOrderAndLimit},
+			{Name: "Update", Test: testUpdate},
+			{Name: "UpdateMissing", Test: testUpdateMissing},
+			{Name: "DropAll", Test: testDropAll},
+		},
+	}.Run(t)
 }
 
 var base = time.Date(2026, 3, 26, 10, 0, 0, 123_000_000, time.UTC)
@@ -274,6 +253,13 @@ func testDropAll(t *testing.T, s device.Store) {
 	create(t, s, mk("a", "w", base))
 }
 
+// dropAll empties the store before a case.
+func dropAll(t *testing.T, s device.Store) {
+	if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
+		t.Fatalf("DropAll: %v", err)
+	}
+}
+
 // ev is an event the device service would record.
 func ev(typ, id string) audit.Event {
 	return audit.New(context.Background(), "device", typ, id, audit.Data{"device_id": id})
@@ -285,18 +271,6 @@ func TestEventsWithChanges(t *testing.T) {
 	storagetest.Each(t, devicedb.Migrations(), func(t *testing.T, db storage.DB) {
 		ctx := context.Background()
 		s := devicedb.New(db)
-		events := func() []string {
-			t.Helper()
-			p, err := audit.List(ctx, db, audit.Query{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []string
-			for _, e := range p.Events {
-				out = append(out, e.Type+" "+e.Subject)
-			}
-			return out
-		}
 		d := device.Device{ID: "dev-1", LocationID: "l", Description: "d", Type: device.TypeSendEntry, Active: true, Created: base, CreatedBy: "a", Modified: base, ModifiedBy: "a"}
 		if err := s.Create(ctx, d, ev(audit.TypeDeviceCreated, "dev-1")); err != nil {
 			t.Fatal(err)
@@ -325,7 +299,7 @@ func TestEventsWithChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := fmt.Sprint([]string{"device created dev-1", "SEND entry device update dev-1", "data dropped "})
-		if got := fmt.Sprint(events()); got != want {
+		if got := fmt.Sprint(audittest.TypeSubjects(audittest.Outbox(t, db))); got != want {
 			t.Fatalf("events %s, want %s", got, want)
 		}
 	})

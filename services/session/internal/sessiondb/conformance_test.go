@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/audittest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/session/internal/session"
@@ -15,44 +16,23 @@ import (
 )
 
 // TestConformance runs the session store's conformance suite on every
-// backend.
+// backend, each case on an emptied store.
 func TestConformance(t *testing.T) {
-	storagetest.Each(t, sessiondb.Migrations(), func(t *testing.T, db storage.DB) {
-		tests := []struct {
-			name string
-			fn   func(t *testing.T, s session.Store)
-		}{
-			{"CreateGet", testCreateGet},
-			{"CreateConflicts", testCreateConflicts},
-			{"GetMissing", testGetMissing},
-			{"GetByIdentifier", testGetByIdentifier},
-			{"Replace", testReplace},
-			{"ReplaceConflictAndMissing", testReplaceConflictAndMissing},
-			{"SetLoginActive", testSetLoginActive},
-			{"DropAll", testDropAll},
-		}
-		s := sessiondb.New(db)
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
-					t.Fatalf("DropAll: %v", err)
-				}
-				tc.fn(t, s)
-			})
-		}
-	})
-}
-
-// TestMigrationsIdempotent opens the same SQLite database twice.
-func TestMigrationsIdempotent(t *testing.T) {
-	dir := t.TempDir()
-	for i := 0; i < 2; i++ {
-		db, err := storage.Open(context.Background(), storage.Config{Service: "session", DataDir: dir}, sessiondb.Migrations())
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
-		}
-		db.Close()
-	}
+	storagetest.Suite[session.Store]{
+		Migrations: sessiondb.Migrations(),
+		Open:       func(db storage.DB) session.Store { return sessiondb.New(db) },
+		Reset:      dropAll,
+		Cases: []storagetest.Case[session.Store]{
+			{Name: "CreateGet", Test: testCreateGet},
+			{Name: "CreateConflicts", Test: testCreateConflicts},
+			{Name: "GetMissing", Test: testGetMissing},
+			{Name: "GetByIdentifier", Test: testGetByIdentifier},
+			{Name: "Replace", Test: testReplace},
+			{Name: "ReplaceConflictAndMissing", Test: testReplaceConflictAndMissing},
+			{Name: "SetLoginActive", Test: testSetLoginActive},
+			{Name: "DropAll", Test: testDropAll},
+		},
+	}.Run(t)
 }
 
 var base = time.Date(2026, 3, 26, 10, 0, 0, 456_000_000, time.UTC)
@@ -258,6 +238,13 @@ func testDropAll(t *testing.T, s session.Store) {
 	create(t, s, mk("clin-1", ptr("1234")))
 }
 
+// dropAll empties the store before a case.
+func dropAll(t *testing.T, s session.Store) {
+	if err := s.DropAll(context.Background(), ev(audit.TypeDataDropped, "")); err != nil {
+		t.Fatalf("DropAll: %v", err)
+	}
+}
+
 // ev is an event the session service would record.
 func ev(typ, id string) audit.Event {
 	return audit.New(context.Background(), "session", typ, id, audit.Data{"clinician_id": id})
@@ -295,14 +282,7 @@ func TestEventsWithChanges(t *testing.T) {
 		if err := s.DropAll(ctx, ev(audit.TypeDataDropped, "")); err != nil {
 			t.Fatal(err)
 		}
-		p, err := audit.List(ctx, db, audit.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range p.Events {
-			got = append(got, e.Type+" "+e.Subject)
-		}
+		got := audittest.TypeSubjects(audittest.Outbox(t, db))
 		want := []string{"clinician created clin-1", "clinician updated clin-1", "clinician updated clin-1",
 			"SEND entry login failure clin-1", "SEND entry login success clin-1", "data dropped "}
 		if !reflect.DeepEqual(got, want) {

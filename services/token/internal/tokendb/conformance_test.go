@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/audit"
+	"github.com/dhosauth/dhosauth/pkg/audit/audittest"
 	"github.com/dhosauth/dhosauth/pkg/storage"
 	"github.com/dhosauth/dhosauth/pkg/storage/storagetest"
 	"github.com/dhosauth/dhosauth/services/token/internal/token"
@@ -17,26 +18,24 @@ import (
 // TestConformance runs the token.Store suite on every backend, each case
 // on a fresh database.
 func TestConformance(t *testing.T) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, s token.Store)
-	}{
-		{"RecordAndGet", testRecordAndGet},
-		{"EveryKind", testEveryKind},
-		{"GetUnknown", testGetUnknown},
-		{"DuplicateID", testDuplicateID},
-		{"SameSubjectManyTokens", testSameSubject},
-		{"DropAll", testDropAll},
-		{"DropAllEmpty", testDropAllEmpty},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			storagetest.Each(t, tokendb.Migrations(), func(t *testing.T, db storage.DB) {
-				c.fn(t, tokendb.New(db))
-			})
-		})
-	}
+	storagetest.Suite[token.Store]{
+		Migrations:    tokendb.Migrations(),
+		Open:          open,
+		FreshDatabase: true,
+		Cases: []storagetest.Case[token.Store]{
+			{Name: "RecordAndGet", Test: testRecordAndGet},
+			{Name: "EveryKind", Test: testEveryKind},
+			{Name: "GetUnknown", Test: testGetUnknown},
+			{Name: "DuplicateID", Test: testDuplicateID},
+			{Name: "SameSubjectManyTokens", Test: testSameSubject},
+			{Name: "DropAll", Test: testDropAll},
+			{Name: "DropAllEmpty", Test: testDropAllEmpty},
+		},
+	}.Run(t)
 }
+
+// open is the store the suites test.
+func open(db storage.DB) token.Store { return tokendb.New(db) }
 
 func record(id string, kind token.Kind, subject string) token.Record {
 	now := time.Now().UTC().Truncate(time.Second)
@@ -187,19 +186,13 @@ func TestEventsWithRecords(t *testing.T) {
 		if err := s.RecordEvents(ctx, audit.New(ctx, tokendb.ServiceName, audit.TypeKeyRotated, "kid-2", audit.Data{"key_id": "kid-2"})); err != nil {
 			t.Fatal(err)
 		}
-		p, err := audit.List(ctx, db, audit.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range p.Events {
-			got = append(got, e.Type+" "+e.Subject)
-		}
+		events := audittest.Outbox(t, db)
+		got := audittest.TypeSubjects(events)
 		if want := "[token issued dev-1 data dropped  signing key rotated kid-2]"; fmt.Sprint(got) != want {
 			t.Fatalf("events %v, want %s", got, want)
 		}
-		if d := p.Events[0].Data; d["kind"] != string(token.KindDevice) || d["token_id"] != "jti-1" || d["expires_at"] == nil || p.Events[0].Service != "token" {
-			t.Fatalf("token issued event %+v", p.Events[0])
+		if d := events[0].Data; d["kind"] != string(token.KindDevice) || d["token_id"] != "jti-1" || d["expires_at"] == nil || events[0].Service != "token" {
+			t.Fatalf("token issued event %+v", events[0])
 		}
 	})
 }
@@ -222,16 +215,13 @@ func TestEventsWithKeysAndRevocations(t *testing.T) {
 		if _, err := s.Revoke(ctx, token.RevocationEntry{Kind: token.KindDevice, Subject: "dev-1", RevokedBefore: now, RecordedAt: now, Reason: "lost"}); err != nil {
 			t.Fatal(err)
 		}
-		p, err := audit.List(ctx, db, audit.Query{})
-		if err != nil {
-			t.Fatal(err)
+		events := audittest.Outbox(t, db)
+		if len(events) != 2 || events[0].Type != audit.TypeKeyRotated || events[0].Subject != "kid-1" ||
+			events[1].Type != audit.TypeTokenRevoked || events[1].Subject != "dev-1" || events[1].Data["revocation_reason"] != "lost" {
+			t.Fatalf("events %+v", events)
 		}
-		if len(p.Events) != 2 || p.Events[0].Type != audit.TypeKeyRotated || p.Events[0].Subject != "kid-1" ||
-			p.Events[1].Type != audit.TypeTokenRevoked || p.Events[1].Subject != "dev-1" || p.Events[1].Data["revocation_reason"] != "lost" {
-			t.Fatalf("events %+v", p.Events)
-		}
-		if _, ok := p.Events[0].Data["sealed"]; ok {
-			t.Fatalf("key event carries key material: %v", p.Events[0].Data)
+		if _, ok := events[0].Data["sealed"]; ok {
+			t.Fatalf("key event carries key material: %v", events[0].Data)
 		}
 	})
 }

@@ -15,26 +15,21 @@ import (
 )
 
 // TestKeysAndRevocationsConformance runs the key and revocation part of
-// the token.Store suite on every backend.
+// the token.Store suite on every backend, each case on a fresh database.
 func TestKeysAndRevocationsConformance(t *testing.T) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, s token.Store)
-	}{
-		{"KeysRoundTrip", testKeysRoundTrip},
-		{"KeyGenerationConflict", testKeyGenerationConflict},
-		{"RevokeAndList", testRevokeAndList},
-		{"RevokeKeepsLaterCutoff", testRevokeKeepsLaterCutoff},
-		{"PruneRevocations", testPruneRevocations},
-		{"DropAllKeepsKeysAndRevocations", testDropAllKeeps},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			storagetest.Each(t, tokendb.Migrations(), func(t *testing.T, db storage.DB) {
-				c.fn(t, tokendb.New(db))
-			})
-		})
-	}
+	storagetest.Suite[token.Store]{
+		Migrations:    tokendb.Migrations(),
+		Open:          open,
+		FreshDatabase: true,
+		Cases: []storagetest.Case[token.Store]{
+			{Name: "KeysRoundTrip", Test: testKeysRoundTrip},
+			{Name: "KeyGenerationConflict", Test: testKeyGenerationConflict},
+			{Name: "RevokeAndList", Test: testRevokeAndList},
+			{Name: "RevokeKeepsLaterCutoff", Test: testRevokeKeepsLaterCutoff},
+			{Name: "PruneRevocations", Test: testPruneRevocations},
+			{Name: "DropAllKeepsKeysAndRevocations", Test: testDropAllKeeps},
+		},
+	}.Run(t)
 }
 
 // keyTime is when the test keys were made (milliseconds on purpose).

@@ -88,9 +88,9 @@ func Start(ctx context.Context, l *config.Loader, c Common, o StartOptions) (*Pr
 // Defer adds f to what Close does; Close calls what was added last first.
 func (p *Process) Defer(f func()) { p.closers = append(p.closers, f) }
 
-// Close stops and closes everything the process started, in the reverse
-// order: the audit publisher, the verifier, the client connections, the
-// store and, last, the ops side.
+// Close stops and closes everything the process started, the last first:
+// the audit publisher before the store it reads, the ops side (and its
+// telemetry) last of all. A second Close does nothing.
 func (p *Process) Close() {
 	for i := len(p.closers) - 1; i >= 0; i-- {
 		p.closers[i]()

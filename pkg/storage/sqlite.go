@@ -38,7 +38,7 @@ func openSQLite(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqliteURI(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -51,6 +51,18 @@ func openSQLite(ctx context.Context, cfg Config, m Migrations) (DB, error) {
 	}
 	s.stopMetrics = registerPoolMetrics(cfg.Schema, sqlPoolStats(db))
 	return s, nil
+}
+
+// sqliteURI is the file: URI of path with the query q. The path is made
+// absolute and escaped: SQLite reads a URI's path with %HH escapes, and a
+// '#', '?' or '%' left as it is in DATA_DIR would cut the path short or
+// change it.
+func sqliteURI(path string, q url.Values) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
 }
 
 func (s *sqliteDB) migrate(ctx context.Context, m Migrations) error {

@@ -3,6 +3,8 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -144,6 +146,40 @@ func TestSQLiteKeepsDataAcrossRestarts(t *testing.T) {
 	var n int
 	if err := db.QueryRow(ctx, "SELECT n FROM items WHERE id = $1", "x").Scan(&n); err != nil || n != 7 {
 		t.Fatalf("after restart n = %d, %v", n, err)
+	}
+}
+
+// A DATA_DIR with characters that mean something in a URI ('#', '?',
+// '%', a space) holds the database file itself, under its own name: not a
+// file cut short elsewhere, and not shared with another directory whose
+// name starts the same.
+func TestSQLiteDataDirWithURICharacters(t *testing.T) {
+	base := t.TempDir()
+	ctx := context.Background()
+	for i, name := range []string{"a#1", "a?x=1", "a%231", "a b"} {
+		dir := filepath.Join(base, name)
+		db, err := storage.Open(ctx, storage.Config{Service: "uri", DataDir: dir}, migrations)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if _, err := db.Exec(ctx, "INSERT INTO items (id, n, at) VALUES ($1, $2, $3)", "x", i, time.Now()); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		db.Close()
+		if _, err := os.Stat(filepath.Join(dir, "uri.db")); err != nil {
+			t.Errorf("%q: the database is not in DATA_DIR: %v", name, err)
+		}
+	}
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 4 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("files next to the data directories: %q", names)
 	}
 }
 

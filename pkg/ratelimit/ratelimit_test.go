@@ -203,6 +203,47 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// Reserve: failures stay counted, anything else is given back (even once
+// the caller's context has ended), and a full bucket refuses with no
+// settle; a nil limiter counts nothing.
+func TestReserve(t *testing.T) {
+	storagetest.Each(t, migrations(), func(t *testing.T, db storage.DB) {
+		s := New(db).WithClock(newClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)).now)
+		b := Bucket{Limit: limit(2, time.Minute), Key: "reserve"}
+		for range 5 {
+			ctx, cancel := context.WithCancel(context.Background())
+			r, settle, err := Reserve(ctx, s, b)
+			if err != nil || !r.Allowed || settle == nil {
+				t.Fatalf("a success below the limit: %+v %v", r, err)
+			}
+			cancel()
+			if err := settle(false); err != nil {
+				t.Fatalf("giving a success back after the caller left: %v", err)
+			}
+		}
+		if hits, _, _ := s.Count(context.Background(), b); hits != 0 {
+			t.Fatalf("successes counted: %d", hits)
+		}
+		for i := range 2 {
+			r, settle, err := Reserve(context.Background(), s, b)
+			if err != nil || !r.Allowed {
+				t.Fatalf("failure %d: %+v %v", i+1, r, err)
+			}
+			if err := settle(true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, settle, err := Reserve(context.Background(), s, b)
+		if err != nil || r.Allowed || settle != nil || r.Refused != "test" || r.RetryAfter <= 0 {
+			t.Fatalf("third attempt after two failures: %+v, settle %v, %v", r, settle != nil, err)
+		}
+	})
+	r, settle, err := Reserve(context.Background(), nil, Bucket{Limit: limit(1, time.Minute), Key: "x"})
+	if err != nil || !r.Allowed || settle(true) != nil {
+		t.Fatalf("nil limiter: %+v %v", r, err)
+	}
+}
+
 func TestOver(t *testing.T) {
 	l := limit(10, 100*time.Second)
 	// 11 hits in the current window: wait for the next window, where the

@@ -9,7 +9,6 @@ import (
 
 	"github.com/dhosauth/dhosauth/pkg/apperr"
 	"github.com/dhosauth/dhosauth/pkg/ratelimit"
-	"github.com/dhosauth/dhosauth/pkg/telemetry"
 	"google.golang.org/grpc/codes"
 )
 
@@ -50,10 +49,7 @@ func DefaultLimits() Limits {
 
 // Limiter counts attempts in buckets shared by every replica
 // (ratelimit.Store).
-type Limiter interface {
-	Take(ctx context.Context, buckets ...ratelimit.Bucket) (ratelimit.Reservation, error)
-	Return(ctx context.Context, r ratelimit.Reservation) error
-}
+type Limiter = ratelimit.Limiter
 
 type clientAddressKey struct{}
 
@@ -98,28 +94,16 @@ func (s *Service) deviceCodeBudget() ratelimit.Bucket {
 // that is not a refusal (a success, or a failure of ours such as an
 // unavailable database) is given back.
 func (s *Service) reserve(ctx context.Context, buckets ...ratelimit.Bucket) (settle func(error), err error) {
-	if s.limiter == nil {
-		return func(error) {}, nil
-	}
-	r, err := s.limiter.Take(ctx, buckets...)
+	r, done, err := ratelimit.Reserve(ctx, s.limiter, buckets...)
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	if !r.Allowed {
-		telemetry.RateLimited(ctx, r.Refused)
 		secs := int(r.RetryAfter / time.Second)
 		return nil, apperr.ResourceExhausted(r.RetryAfter, "too many failed attempts, try again in %s seconds", strconv.Itoa(secs))
 	}
-	return func(outcome error) {
-		if countsAsFailure(outcome) {
-			return
-		}
-		// Not counting a success is best effort: if it cannot be given
-		// back, the attempt stays counted, which errs on the safe side.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.limiter.Return(rctx, r)
-	}, nil
+	// Giving an attempt back is best effort (ratelimit.Reserve).
+	return func(outcome error) { _ = done(countsAsFailure(outcome)) }, nil
 }
 
 // countsAsFailure reports whether an outcome is a refusal of the caller's

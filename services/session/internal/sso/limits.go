@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dhosauth/dhosauth/pkg/ratelimit"
-	"github.com/dhosauth/dhosauth/pkg/telemetry"
 )
 
 // Names of the brute-force limits: bucket prefixes and the "limit" label
@@ -45,10 +44,7 @@ func DefaultLimits() Limits {
 
 // Limiter counts attempts in buckets shared by every replica
 // (ratelimit.Store).
-type Limiter interface {
-	Take(ctx context.Context, buckets ...ratelimit.Bucket) (ratelimit.Reservation, error)
-	Return(ctx context.Context, r ratelimit.Reservation) error
-}
+type Limiter = ratelimit.Limiter
 
 // LimitedError refuses an attempt because a limit is full: nothing was
 // checked. The HTTP side answers 429 with Retry-After.
@@ -109,26 +105,15 @@ func (s *Service) principalBucket(name, id string) ratelimit.Bucket {
 // wrong secret: anything else (a success, a refusal for another reason,
 // a failure of ours) is given back.
 func (s *Service) reserve(ctx context.Context, buckets ...ratelimit.Bucket) (settle func(failed bool), err error) {
-	if s.cfg.Limiter == nil {
-		return func(bool) {}, nil
-	}
-	r, err := s.cfg.Limiter.Take(ctx, buckets...)
+	r, done, err := ratelimit.Reserve(ctx, s.cfg.Limiter, buckets...)
 	if err != nil {
 		return nil, err
 	}
 	if !r.Allowed {
-		telemetry.RateLimited(ctx, r.Refused)
 		return nil, &LimitedError{Limit: r.Refused, RetryAfter: r.RetryAfter}
 	}
 	return func(failed bool) {
-		if failed {
-			return
-		}
-		// Not counting is best effort: if the count cannot be given back,
-		// the attempt stays counted, which errs on the safe side.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if err := s.cfg.Limiter.Return(rctx, r); err != nil {
+		if err := done(failed); err != nil {
 			s.cfg.Logger.WarnContext(ctx, "rate limit: giving an attempt back failed", "error", err.Error())
 		}
 	}, nil

@@ -12,6 +12,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// The fuzz seeds' iat and exp.
+var (
+	fuzzIssuedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fuzzExpires  = time.Date(2076, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // fuzzVerifier accepts ES256 tokens of the suite's issuer (key "k1"),
 // legacy HS512 tokens and internal tokens, and returns one valid token of
 // each kind as seeds.
@@ -36,11 +42,17 @@ func fuzzVerifier(f *testing.F) (*Verifier, []string) {
 		}
 		return s
 	}
-	// Long-lived, so that seeds stay valid for the whole run.
-	life := 24 * time.Hour
+	// Fixed times, valid for decades: with -fuzz every worker process runs
+	// this set-up again, and an HS512 seed made a second later elsewhere
+	// (same key, other iat) would verify without being in that worker's
+	// list of signed tokens. Fixed claims make the HS512 seed the same
+	// token in every process.
+	fixed := func(iss string, md map[string]any, scope string) jwt.MapClaims {
+		return jwt.MapClaims{"iss": iss, "aud": iss, "iat": fuzzIssuedAt.Unix(), "exp": fuzzExpires.Unix(), "jti": "j1", "sub": "s", "scope": scope, "metadata": md}
+	}
 	return v, []string{
-		mk(jwt.SigningMethodES256, ek, claims(suiteIssuer, suiteIssuer, map[string]any{"patient_id": "p1"}, "read:gdm_message", life), "k1"),
-		mk(jwt.SigningMethodHS512, hsKey, claims(hsIssuer, hsIssuer, map[string]any{"system_id": "polaris"}, "write:send_device", life), ""),
+		mk(jwt.SigningMethodES256, ek, fixed(suiteIssuer, map[string]any{"patient_id": "p1"}, "read:gdm_message"), "k1"),
+		mk(jwt.SigningMethodHS512, hsKey, fixed(hsIssuer, map[string]any{"system_id": "polaris"}, "write:send_device"), ""),
 	}
 }
 

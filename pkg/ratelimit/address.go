@@ -133,3 +133,19 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+type addressKey struct{}
+
+// WithAddress returns ctx carrying the client address a request came from,
+// as the transport decided it (ClientAddress for gRPC, the edge's
+// ClientAddressHeader for HTTP), for AddressBucket further down.
+func WithAddress(ctx context.Context, a netip.Addr) context.Context {
+	return context.WithValue(ctx, addressKey{}, a)
+}
+
+// AddressBucket is the bucket of limit l for the client address ctx
+// carries (WithAddress); a request without one counts as "unknown".
+func AddressBucket(ctx context.Context, l Limit) Bucket {
+	a, _ := ctx.Value(addressKey{}).(netip.Addr)
+	return Bucket{Limit: l, Key: AddressKey(a)}
+}

@@ -244,6 +244,24 @@ func TestReserve(t *testing.T) {
 	}
 }
 
+// AddressBucket counts the address the context carries (an IPv6 client
+// by its /64), and a request without one as "unknown".
+func TestAddressBucket(t *testing.T) {
+	l := limit(3, time.Minute)
+	for _, c := range []struct {
+		ctx  context.Context
+		want string
+	}{
+		{context.Background(), "unknown"},
+		{WithAddress(context.Background(), netip.MustParseAddr("192.0.2.7")), "192.0.2.7"},
+		{WithAddress(context.Background(), netip.MustParseAddr("2001:db8:1:2:3::9")), "2001:db8:1:2::/64"},
+	} {
+		if b := AddressBucket(c.ctx, l); b.Key != c.want || b.Limit != l {
+			t.Errorf("bucket %+v, want key %q", b, c.want)
+		}
+	}
+}
+
 func TestOver(t *testing.T) {
 	l := limit(10, 100*time.Second)
 	// 11 hits in the current window: wait for the next window, where the

@@ -3,7 +3,6 @@ package activation
 import (
 	"context"
 	"encoding/hex"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -51,26 +50,13 @@ func DefaultLimits() Limits {
 // (ratelimit.Store).
 type Limiter = ratelimit.Limiter
 
-type clientAddressKey struct{}
-
-// WithClientAddress returns ctx carrying the address the request came
-// from (the gRPC layer sets it from the edge's metadata or the peer).
-func WithClientAddress(ctx context.Context, a netip.Addr) context.Context {
-	return context.WithValue(ctx, clientAddressKey{}, a)
-}
-
-func clientAddress(ctx context.Context) netip.Addr {
-	a, _ := ctx.Value(clientAddressKey{}).(netip.Addr)
-	return a
-}
-
 // Hash purpose of the keys of per-principal buckets.
 const purposeRateLimit = "rate-limit:"
 
 func (s *Service) addressBucket(ctx context.Context) ratelimit.Bucket {
 	l := s.cfg.Limits.PerAddress
 	l.Name = LimitClientAddress
-	return ratelimit.Bucket{Limit: l, Key: ratelimit.AddressKey(clientAddress(ctx))}
+	return ratelimit.AddressBucket(ctx, l)
 }
 
 // principalBucket counts failures for one patient or device. The id is

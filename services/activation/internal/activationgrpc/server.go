@@ -52,7 +52,7 @@ func actor(ctx context.Context) string { return auth.ActorName(ctx, activation.S
 // withClient adds the caller's address (the edge's dhos-client-address
 // metadata, or the peer) for the per-address limits.
 func withClient(ctx context.Context) context.Context {
-	return activation.WithClientAddress(ctx, ratelimit.ClientAddress(ctx))
+	return ratelimit.WithAddress(ctx, ratelimit.ClientAddress(ctx))
 }
 
 // authorisationCode returns the x-authorisation-code metadata value, or "".

@@ -2,7 +2,6 @@ package sso
 
 import (
 	"context"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -66,26 +65,12 @@ func (e *LimitedError) Seconds() int {
 	return max(n, 1)
 }
 
-type clientAddressKey struct{}
-
-// WithClientAddress returns ctx carrying the address the request came
-// from (the HTTP side sets it from the edge's Dhos-Client-Address header
-// or the connection).
-func WithClientAddress(ctx context.Context, a netip.Addr) context.Context {
-	return context.WithValue(ctx, clientAddressKey{}, a)
-}
-
-func clientAddress(ctx context.Context) netip.Addr {
-	a, _ := ctx.Value(clientAddressKey{}).(netip.Addr)
-	return a
-}
-
 // addressBucket counts failures of the request's client address under
 // the limit name.
 func (s *Service) addressBucket(ctx context.Context, name string) ratelimit.Bucket {
 	l := s.cfg.Limits.PerAddress
 	l.Name = name
-	return ratelimit.Bucket{Limit: l, Key: ratelimit.AddressKey(clientAddress(ctx))}
+	return ratelimit.AddressBucket(ctx, l)
 }
 
 // principalBucket counts failures for one user name or client_id. The

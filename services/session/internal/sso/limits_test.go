@@ -32,7 +32,7 @@ func withLimits(t *testing.T, db storage.DB, perAddress, perPrincipal int) func(
 
 // from is a request context from a client address.
 func from(addr string) context.Context {
-	return sso.WithClientAddress(context.Background(), netip.MustParseAddr(addr))
+	return ratelimit.WithAddress(context.Background(), netip.MustParseAddr(addr))
 }
 
 // wantLimited checks that err is a refusal by the named limit with a

@@ -68,7 +68,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	h.mux.ServeHTTP(w, r.WithContext(sso.WithClientAddress(r.Context(), clientAddress(r))))
+	h.mux.ServeHTTP(w, r.WithContext(ratelimit.WithAddress(r.Context(), clientAddress(r))))
 }
 
 // clientAddress is the address a request came from, for the per-address

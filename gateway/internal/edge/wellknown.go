@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	tokenv1 "github.com/dhosauth/dhosauth/gen/go/dhos/token/v1"
+	"github.com/dhosauth/dhosauth/pkg/auth"
 )
 
 // Paths of the token service's public documents.
@@ -35,19 +36,6 @@ type wellKnown struct {
 	provider bool
 }
 
-// jwk is a public JSON Web Key without empty members.
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use,omitempty"`
-	N   string `json:"n,omitempty"`
-	E   string `json:"e,omitempty"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
-}
-
 // jwks answers GET /.well-known/jwks.json: public keys only.
 func (k *wellKnown) jwks(w http.ResponseWriter, r *http.Request) {
 	resp, err := k.token.GetJWKS(r.Context(), &tokenv1.GetJWKSRequest{})
@@ -56,10 +44,10 @@ func (k *wellKnown) jwks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: make([]jwk, 0, len(resp.GetKeys()))}
+		Keys []auth.JWK `json:"keys"`
+	}{Keys: make([]auth.JWK, 0, len(resp.GetKeys()))}
 	for _, key := range resp.GetKeys() {
-		set.Keys = append(set.Keys, jwk{
+		set.Keys = append(set.Keys, auth.JWK{
 			Kty: key.GetKty(), Kid: key.GetKid(), Alg: key.GetAlg(), Use: key.GetUse(),
 			N: key.GetN(), E: key.GetE(), Crv: key.GetCrv(), X: key.GetX(), Y: key.GetY(),
 		})

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -136,18 +137,9 @@ func (g *GRPCServer) set(fullMethod string, code codes.Code) attribute.Set {
 	return v.(attribute.Set)
 }
 
-// codeNames are the status codes' canonical names, as the RPC
-// conventions record them (grpc-go's String() is CamelCase).
-var codeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
-
-func codeName(c codes.Code) string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return c.String()
-}
+// codeName is a status code's canonical name, as the RPC conventions
+// record it (grpc-go's String() is CamelCase).
+func codeName(c codes.Code) string { return rpccode.Code(c).String() }
 
 // serverFault reports the codes OpenTelemetry's conventions count as the
 // server's error (the others are the caller's).
